@@ -76,10 +76,16 @@ def read_attributes(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise CelebAFormatError(f"{path}: line 1 must be the image count, got {count_line!r}")
     if not names:
         raise CelebAFormatError(f"{path}: line 2 must list the attribute names")
-    table = pd.read_csv(
-        path, sep=r"\s+", skiprows=2, header=None, names=["filename", *names], index_col=0,
-        dtype={"filename": str, **{n: np.int8 for n in names}},
-    )  # fmt: skip
+    try:
+        table = pd.read_csv(
+            path, sep=r"\s+", skiprows=2, header=None, names=["filename", *names], index_col=0,
+            dtype={"filename": str, **{n: np.int8 for n in names}},
+        )  # fmt: skip
+    except ValueError as error:  # missing or non-integer values
+        raise CelebAFormatError(
+            f"{path}: every row must be a file name and {len(names)} values of 1 or -1 "
+            f"(fewer than {len(names)} values, or not integers: {error})"
+        ) from None
     if len(table) != int(count_line):
         raise CelebAFormatError(
             f"{path}: line 1 announces {int(count_line)} images but {len(table)} rows follow"

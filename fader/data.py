@@ -1,0 +1,94 @@
+"""Reading the prepared dataset for training and evaluation.
+
+The images stay on disk in `images.npy` and are memory-mapped: nothing is loaded whole. A batch
+is gathered with one fancy-indexing read, converted to float in [-1, 1] (Section 5: images are
+normalised to [-1, 1]) and optionally flipped horizontally with probability 0.5 (Section 5.1).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from fader import celeba
+from fader.preprocess import IMAGES_FILE, META_FILE, TABLE_FILE
+
+
+def to_float(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (B, H, W, 3) → float32 (B, 3, H, W) in [-1, 1]."""
+    x = torch.as_tensor(pixels).permute(0, 3, 1, 2).float()
+    return x.div_(127.5).sub_(1.0)
+
+
+class PreparedDataset(Dataset):
+    """One split of a prepared folder: items are (image (3, H, W) in [-1, 1], attributes (n,)).
+
+    Attributes are float 0/1 in the order of `attributes` (default: all prepared ones).
+    `__getitems__` serves a whole batch with a single read, which `DataLoader` uses
+    automatically; `batch()` does the same for samplers that draw their own indices.
+    """
+
+    def __init__(
+        self,
+        prepared_dir: str | Path,
+        split: str,
+        attributes: Sequence[str] | None = None,
+        flip: bool = False,
+    ) -> None:
+        prepared_dir = Path(prepared_dir)
+        if split not in celeba.SPLITS:
+            raise ValueError(f"split must be one of {celeba.SPLITS}, got {split!r}")
+        for name in (IMAGES_FILE, TABLE_FILE, META_FILE):
+            if not (prepared_dir / name).is_file():
+                raise FileNotFoundError(
+                    f"{prepared_dir / name} is missing: run `fader preprocess` first"
+                )
+        self.meta = json.loads((prepared_dir / META_FILE).read_text())
+        table = pd.read_csv(prepared_dir / TABLE_FILE)
+        self.attributes = celeba.check_attributes(
+            attributes if attributes is not None else self.meta["attributes"],
+            valid=self.meta["attributes"],
+        )
+        self.images = np.load(prepared_dir / IMAGES_FILE, mmap_mode="r")
+        if len(self.images) != len(table):
+            raise ValueError(f"{prepared_dir}: {IMAGES_FILE} and {TABLE_FILE} disagree in length")
+        rows = np.flatnonzero((table["split"] == split).to_numpy())
+        if len(rows) == 0:
+            raise ValueError(f"{prepared_dir}: the {split!r} split is empty")
+        self.rows = rows
+        self.filenames = table["filename"].to_numpy()[rows]
+        self.labels = torch.from_numpy(table[self.attributes].to_numpy(np.float32)[rows])
+        self.flip = flip
+        self.img_size = int(self.images.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.batch([index])
+        return x[0], y[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        x, y = self.batch(indices)
+        return list(zip(x, y))
+
+    def batch(
+        self, indices: Sequence[int] | np.ndarray, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (B, 3, H, W) in [-1, 1] and attributes (B, n) for positions in this split."""
+        indices = np.asarray(indices, dtype=np.int64)
+        rows = self.rows[indices]
+        order = np.argsort(rows, kind="stable")  # sorted reads are sequential on disk
+        pixels = np.empty((len(rows), *self.images.shape[1:]), dtype=np.uint8)
+        pixels[order] = self.images[rows[order]]
+        x = to_float(pixels)
+        if self.flip:
+            flipped = torch.rand(len(x), generator=generator) < 0.5
+            x[flipped] = x[flipped].flip(-1)
+        return x, self.labels[torch.from_numpy(indices)]

@@ -1,0 +1,284 @@
+"""Crop, resize and pack a CelebA-format dataset into one memory-mappable uint8 array.
+
+Section 5 of the paper: crop the aligned 178x218 images to the centred 178x178 square (the
+official code keeps rows 20..198), resize to 256x256 (here `img_size`), normalise to [-1, 1]
+(done at load time, see `fader.data`). Unlike the official code, which holds the whole resized
+dataset in RAM (~40 GB at 256 px), workers decode images independently and write their rows
+straight into the output file with `pwrite`, so peak memory does not grow with the dataset.
+
+Output folder (written atomically):
+- `images.npy`: uint8 array (N, img_size, img_size, 3), RGB, readable with `np.load(mmap_mode="r")`;
+- `attributes.csv`: one row per image in the same order: `filename, split, <attr>...` with 0/1;
+- `meta.json`: the settings, the counts per split and the skipped files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io as _io
+import logging
+import multiprocessing
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from fader import celeba, io
+
+log = logging.getLogger(__name__)
+
+IMAGES_FILE = "images.npy"
+TABLE_FILE = "attributes.csv"
+META_FILE = "meta.json"
+IMG_SIZES = (32, 64, 128, 256)
+SPLIT_METHODS = ("official", "random")
+_CHUNK = 64  # images per worker task: large enough to amortise IPC, small enough for a smooth bar
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """What `prepare()` selects and how it resizes (params.yaml, section `data`)."""
+
+    img_size: int
+    attributes: tuple[str, ...]
+    split: str = "official"
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    skip_bad: bool = False
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.img_size not in IMG_SIZES:
+            raise ValueError(f"img_size must be one of {IMG_SIZES}, got {self.img_size}")
+        if self.split not in SPLIT_METHODS:
+            raise ValueError(f"split must be one of {SPLIT_METHODS}, got {self.split!r}")
+        fractions = self.split_fractions
+        if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
+            raise ValueError(
+                f"split_fractions must be three positive numbers (train, valid, test) summing "
+                f"to 1, got {list(fractions)}"
+            )
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+
+class BadImagesError(RuntimeError):
+    """Some images could not be decoded; the message names them."""
+
+
+class ImageSource:
+    """The images of a raw CelebA-format folder: `img_align_celeba/` or `img_align_celeba.zip`."""
+
+    def __init__(self, raw_dir: Path) -> None:
+        self.folder = raw_dir / celeba.IMAGE_DIR
+        self.zip_path = raw_dir / f"{celeba.IMAGE_DIR}.zip"
+        if not self.folder.is_dir() and not self.zip_path.is_file():
+            raise FileNotFoundError(
+                f"no images in {raw_dir}: expected a folder {self.folder} or a zip {self.zip_path}"
+            )
+        self._zip: zipfile.ZipFile | None = None
+        self._members: dict[str, str] = {}
+
+    def names(self) -> set[str]:
+        """File names (e.g. `000001.jpg`) of the images that are present."""
+        if self.folder.is_dir():
+            return {entry.name for entry in os.scandir(self.folder) if entry.is_file()}
+        return set(self._zip_members())
+
+    def read(self, name: str) -> bytes:
+        """The encoded bytes of one image."""
+        if self.folder.is_dir():
+            return (self.folder / name).read_bytes()
+        if self._zip is None:  # opened lazily: each worker process needs its own handle
+            self._zip = zipfile.ZipFile(self.zip_path)
+        return self._zip.read(self._zip_members()[name])
+
+    def _zip_members(self) -> dict[str, str]:
+        if not self._members:
+            with zipfile.ZipFile(self.zip_path) as archive:
+                self._members = {
+                    Path(m).name: m for m in archive.namelist() if not m.endswith("/")
+                }
+        return self._members
+
+
+def decode_square(data: bytes, img_size: int) -> np.ndarray:
+    """Decode one image, crop its centred square and resize it: (img_size, img_size, 3) uint8.
+
+    JPEG decoding is asked for the smallest DCT scale that keeps the square at least `img_size`
+    wide (`Image.draft`), then Lanczos resampling (antialiased) of the crop box, scaled to the
+    decoded size in exact fractional coordinates, gives the final size.
+    """
+    with Image.open(_io.BytesIO(data)) as image:
+        width, height = image.size
+        image.draft("RGB", (img_size, img_size))
+        image = image.convert("RGB")
+        sx, sy = image.width / width, image.height / height
+        left, top, right, bottom = celeba.crop_box(width, height)
+        box = (left * sx, top * sy, right * sx, bottom * sy)
+        resized = image.resize((img_size, img_size), Image.Resampling.LANCZOS, box=box)
+        return np.asarray(resized)
+
+
+def select_images(raw_dir: Path, config: PreprocessConfig) -> pd.DataFrame:
+    """The images to prepare, in file order: a table `filename, split, <attr>...` (0/1).
+
+    Only images present in the raw folder are kept (a partial copy such as celeba-mini is
+    fine). The split comes from `list_eval_partition.txt` (`official`) or from a seeded
+    permutation with `split_fractions` (`random`).
+    """
+    table = celeba.read_attributes(raw_dir / celeba.ATTR_FILE)
+    attributes = celeba.check_attributes(config.attributes, valid=list(table.columns))
+    present = ImageSource(raw_dir).names()
+    missing = int((~table.index.isin(present)).sum())
+    table = table[table.index.isin(present)]
+    if table.empty:
+        raise FileNotFoundError(
+            f"none of the {missing} images listed in {raw_dir / celeba.ATTR_FILE} are present "
+            f"in {raw_dir}"
+        )
+    if missing:
+        log.info("%d listed images are absent from %s; using the %d present", missing,
+                 raw_dir, len(table))  # fmt: skip
+    selected = pd.DataFrame(index=table.index)
+    selected["split"] = _split(table.index, raw_dir, config)
+    for name in attributes:
+        selected[name] = (table[name] > 0).astype(np.uint8)
+    return selected.reset_index()
+
+
+def _split(filenames: pd.Index, raw_dir: Path, config: PreprocessConfig) -> np.ndarray:
+    if config.split == "random":
+        rng = np.random.default_rng(config.seed)
+        bounds = np.cumsum(config.split_fractions)[:2] * len(filenames)
+        part = np.searchsorted(bounds, np.arange(len(filenames)), side="right")
+        split = np.asarray(celeba.SPLITS)[part]
+        return split[rng.permutation(len(filenames))]
+    partition = celeba.read_partition(raw_dir / celeba.PARTITION_FILE)
+    unlisted = filenames.difference(partition.index)
+    if len(unlisted):
+        raise ValueError(
+            f"{len(unlisted)} images (e.g. {unlisted[0]}) are not in "
+            f"{raw_dir / celeba.PARTITION_FILE}"
+        )
+    split = partition.loc[filenames].to_numpy()
+    counts = {name: int((split == name).sum()) for name in celeba.SPLITS}
+    empty = [name for name, count in counts.items() if count == 0]
+    if empty:
+        raise ValueError(
+            f"the official split leaves {', '.join(empty)} empty for these {len(filenames)} "
+            f"images (counts {counts}); a partial copy such as celeba-mini lies entirely in "
+            "the official train split: set data.split to 'random'"
+        )
+    return split
+
+
+def prepare(raw_dir: Path, out_dir: Path, config: PreprocessConfig, progress: bool = True) -> dict:
+    """Write the prepared dataset (see module docstring) to `out_dir`, atomically.
+
+    Returns the metadata also written to `meta.json`. Raises `BadImagesError` naming the
+    unreadable images unless `config.skip_bad`, in which case they are left out and counted.
+    """
+    selected = select_images(raw_dir, config)
+    shape = (len(selected), config.img_size, config.img_size, 3)
+    with io.atomic_dir(out_dir) as tmp:
+        images_path = tmp / IMAGES_FILE
+        np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=shape).flush()
+        bad = _decode_all(raw_dir, images_path, list(selected["filename"]), config, progress)
+        if bad and not config.skip_bad:
+            shown = "\n".join(f"  {name}: {error}" for name, error in bad[:20])
+            more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+            raise BadImagesError(
+                f"{len(bad)} unreadable image(s) in {raw_dir} (set data.skip_bad to true to "
+                f"leave them out):\n{shown}{more}"
+            )
+        if bad:
+            log.warning("skipped %d unreadable image(s): %s", len(bad),
+                        ", ".join(name for name, _ in bad[:20]))  # fmt: skip
+            keep = ~selected["filename"].isin({name for name, _ in bad}).to_numpy()
+            _compact(images_path, keep)
+            selected = selected[keep].reset_index(drop=True)
+        selected.to_csv(tmp / TABLE_FILE, index=False)
+        meta = {
+            "img_size": config.img_size,
+            "attributes": list(config.attributes),
+            "split": config.split,
+            "counts": {s: int((selected["split"] == s).sum()) for s in celeba.SPLITS},
+            "skipped": [name for name, _ in bad],
+        }
+        io.write_json(tmp / META_FILE, meta)
+    log.info("prepared %d images at %d px: %s", len(selected), config.img_size, meta["counts"])
+    return meta
+
+
+def _decode_all(
+    raw_dir: Path, images_path: Path, names: list[str], config: PreprocessConfig, progress: bool
+) -> list[tuple[str, str]]:
+    """Decode every image into its row of `images_path`; return the (name, error) failures."""
+    offset = np.load(images_path, mmap_mode="r").offset
+    tasks = [
+        (raw_dir, images_path, offset, start, names[start : start + _CHUNK], config.img_size)
+        for start in range(0, len(names), _CHUNK)
+    ]
+    bad: list[tuple[str, str]] = []
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(
+            tqdm(total=len(names), unit="img", disable=not progress, desc="preprocess")
+        )
+        if config.workers > 1:
+            # fork is cheap and the workers only read inputs and pwrite disjoint rows
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            pool = stack.enter_context(multiprocessing.get_context(method).Pool(config.workers))
+            results = pool.imap(_decode_chunk, tasks)
+        else:
+            results = map(_decode_chunk, tasks)
+        for chunk_bad, count in results:
+            bad.extend(chunk_bad)
+            bar.update(count)
+    return bad
+
+
+_SOURCES: dict[Path, ImageSource] = {}  # per worker process: one open zip per raw folder
+
+
+def _decode_chunk(
+    task: tuple[Path, Path, int, int, list[str], int],
+) -> tuple[list[tuple[str, str]], int]:
+    raw_dir, images_path, offset, start, names, img_size = task
+    source = _SOURCES.setdefault(raw_dir, ImageSource(raw_dir))
+    row_bytes = img_size * img_size * 3
+    bad = []
+    fd = os.open(images_path, os.O_WRONLY)
+    try:
+        for i, name in enumerate(names):
+            try:
+                pixels = decode_square(source.read(name), img_size)
+            except (OSError, ValueError, Image.DecompressionBombError) as error:
+                bad.append((name, f"{type(error).__name__}: {error}"))
+                continue
+            os.pwrite(fd, pixels.tobytes(), offset + (start + i) * row_bytes)
+    finally:
+        os.close(fd)
+    return bad, len(names)
+
+
+def _compact(images_path: Path, keep: np.ndarray) -> None:
+    """Rewrite `images_path` with only the rows in `keep`, streaming in chunks."""
+    old = np.load(images_path, mmap_mode="r")
+    compact_path = images_path.with_suffix(".compact.npy")
+    new = np.lib.format.open_memmap(
+        compact_path, mode="w+", dtype=np.uint8, shape=(int(keep.sum()), *old.shape[1:])
+    )
+    rows = np.flatnonzero(keep)
+    for start in range(0, len(rows), 1024):
+        chunk = rows[start : start + 1024]
+        new[start : start + len(chunk)] = old[chunk]
+    new.flush()
+    del old, new
+    os.replace(compact_path, images_path)
+

@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fader import celeba
+
+
+def test_crop_box_keeps_official_rows_and_proportions() -> None:
+    assert celeba.crop_box(178, 218) == (0, 20, 178, 198)
+    assert celeba.crop_box(89, 109) == (0, 10, 89, 99)
+    assert celeba.crop_box(300, 200) == (50, 0, 250, 200)
+
+
+def test_attributes_round_trip(tmp_path: Path) -> None:
+    table = pd.DataFrame(
+        [[1, -1], [-1, -1], [1, 1]], index=["a.jpg", "b.jpg", "c.jpg"], columns=["Male", "Young"]
+    )
+    celeba.write_attributes(tmp_path / "attr.txt", table)
+    back = celeba.read_attributes(tmp_path / "attr.txt")
+    assert list(back.columns) == ["Male", "Young"]
+    assert back.to_numpy().tolist() == table.to_numpy().tolist()
+    assert back.dtypes.eq(np.int8).all()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("x\nMale\na.jpg 1\n", "line 1"),
+        ("2\nMale\na.jpg 1\n", "announces 2"),
+        ("1\nMale\na.jpg 0\n", "1 or -1"),
+        ("1\nMale Young\na.jpg 1\n", "fewer than 2"),
+    ],
+)
+def test_bad_attribute_files_are_named(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "attr.txt").write_text(text)
+    with pytest.raises(celeba.CelebAFormatError, match=message):
+        celeba.read_attributes(tmp_path / "attr.txt")
+
+
+def test_missing_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nothere.txt"):
+        celeba.read_attributes(tmp_path / "nothere.txt")
+    with pytest.raises(FileNotFoundError, match="nothere.txt"):
+        celeba.read_partition(tmp_path / "nothere.txt")
+
+
+def test_bad_partition_value(tmp_path: Path) -> None:
+    (tmp_path / "p.txt").write_text("a.jpg 0\nb.jpg 3\n")
+    with pytest.raises(celeba.CelebAFormatError, match="0|1|2"):
+        celeba.read_partition(tmp_path / "p.txt")
+
+
+def test_unknown_attribute_lists_valid_names() -> None:
+    with pytest.raises(ValueError, match="'Smilling'.*Smiling"):
+        celeba.check_attributes(["Smilling"])
+    with pytest.raises(ValueError, match="more than once"):
+        celeba.check_attributes(["Male", "Male"])
+    assert celeba.check_attributes(("Male", "Young")) == ["Male", "Young"]
+
+
+@pytest.mark.celeba
+def test_parser_reads_the_real_files(shared_celeba: Path) -> None:
+    table = celeba.read_attributes(shared_celeba / celeba.ATTR_FILE)
+    assert table.shape == (202_599, 40)
+    assert tuple(table.columns) == celeba.CELEBA_ATTRIBUTES
+    assert table.index[0] == "000001.jpg"
+    split = celeba.read_partition(shared_celeba / celeba.PARTITION_FILE)
+    assert split.value_counts().to_dict() == {"train": 162_770, "valid": 19_867, "test": 19_962}
+    assert (split.index == table.index).all()
+    # the official partition is in file order: all train, then valid, then test
+    assert (split.iloc[:162_770] == "train").all() and (split.iloc[-19_962:] == "test").all()
