@@ -7,6 +7,7 @@ normalised to [-1, 1]) and optionally flipped horizontally with probability 0.5 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,7 +50,11 @@ class PreparedDataset(Dataset):
                 raise FileNotFoundError(
                     f"{prepared_dir / name} is missing: run `fader preprocess` first"
                 )
-        self.meta = json.loads((prepared_dir / META_FILE).read_text())
+        meta_bytes = (prepared_dir / META_FILE).read_bytes()
+        self.meta = json.loads(meta_bytes)
+        #: identifies the prepared data (its table and settings), e.g. to match a checkpoint
+        self.digest = hashlib.sha256(meta_bytes + (prepared_dir / TABLE_FILE).read_bytes()
+                                     ).hexdigest()  # fmt: skip
         table = pd.read_csv(prepared_dir / TABLE_FILE)
         self.attributes = celeba.check_attributes(
             attributes if attributes is not None else self.meta["attributes"],

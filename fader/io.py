@@ -65,3 +65,9 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write `obj` as indented, key-sorted JSON atomically (small, diff-friendly metrics files)."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def copy_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Copy `src` to `dst` atomically."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import random
 import types
 import typing
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,6 +16,8 @@ import numpy as np
 import torch
 import typer
 import yaml
+
+from fader import io
 
 T = TypeVar("T")
 
@@ -81,3 +85,45 @@ def setup(seed: int | None = None) -> None:
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def dvclive_logger(directory: Path) -> Iterator[Callable[[dict[str, float], int], None]]:
+    """A metrics logger writing DVCLive plots under `directory`; dvc.yaml declares them.
+
+    `dvcyaml=None` keeps DVCLive from rewriting dvc.yaml, and `save_dvc_exp=False` leaves
+    experiments to `dvc exp run`.
+    """
+    from dvclive import Live
+
+    with Live(str(directory), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+
+        def log(metrics: dict[str, float], step: int) -> None:
+            live.step = step
+            for name, value in metrics.items():
+                live.log_metric(name, value)
+            live.make_summary()
+
+        yield log
+
+
+def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
+    """Write a stage's metrics file (small JSON, committed to git, declared in dvc.yaml)."""
+    io.write_json(path, metrics)
+
+
+def build_many(values: dict[str, Any], where: str, *parts: tuple[type, dict[str, Any]]) -> list:
+    """Split one params section between several config dataclasses and build each.
+
+    Each part is (class, extra values not in params.yaml); every key of `values` must belong to
+    exactly one class.
+    """
+    names = [{f.name for f in dataclasses.fields(cls)} for cls, _ in parts]
+    unknown = sorted(set(values) - set().union(*names))
+    if unknown:
+        valid = sorted(set().union(*names) - {k for _, extra in parts for k in extra})
+        raise ValueError(f"params.yaml: {where}: unknown key(s) {unknown}; valid: {valid}")
+    return [
+        build(cls, {**{k: v for k, v in values.items() if k in fields}, **extra}, where)
+        for (cls, extra), fields in zip(parts, names)
+    ]

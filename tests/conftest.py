@@ -7,9 +7,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from fader import celeba
+
+# Test tensors are tiny: one thread avoids OpenMP's barrier costs, which grow badly when the
+# two cores are shared with another process.
+torch.set_num_threads(1)
 
 SHARED_CELEBA = Path(__file__).resolve().parents[2] / "shared" / "celeba-mini"
 

@@ -1,0 +1,123 @@
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from fader import checkpoint
+from fader.data import PreparedDataset
+from fader.model import AttributeClassifier, ClassifierConfig, ModelConfig
+from fader.preprocess import PreprocessConfig, prepare
+from fader.training import (
+    BEST_RECON, BEST_SWAP, LAST, FaderNetworks, TrainConfig, autoencoder_step, lambda_e,
+    train_fader,
+)  # fmt: skip
+
+ATTRS = ("Smiling", "Male")
+MODEL = ModelConfig(img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16)
+CONFIG = TrainConfig(batch_size=4, epoch_size=16, n_epochs=2, lambda_max=0.01,
+                     lambda_schedule=6, log_every=2, device="cpu")  # fmt: skip
+
+
+@pytest.fixture
+def prepared(raw_celeba: Path, tmp_path: Path) -> Path:
+    config = PreprocessConfig(img_size=32, attributes=ATTRS, workers=1)
+    prepare(raw_celeba, tmp_path / "prepared", config, progress=False)
+    return tmp_path / "prepared"
+
+
+def judge() -> AttributeClassifier:
+    torch.manual_seed(123)
+    return AttributeClassifier(ClassifierConfig(img_size=32, n_attr=2, init_fm=4, max_fm=8))
+
+
+def run(prepared: Path, ckpt: Path, config: TrainConfig = CONFIG, logger=None) -> dict:
+    train = PreparedDataset(prepared, "train", flip=True)
+    valid = PreparedDataset(prepared, "valid")
+    return train_fader(train, valid, judge(), MODEL, config, ckpt, seed=7, logger=logger,
+                       progress=False)  # fmt: skip
+
+
+def test_lambda_schedule_is_linear_then_constant() -> None:
+    assert lambda_e(0, 1e-4, 500_000) == 0
+    assert lambda_e(250_000, 1e-4, 500_000) == pytest.approx(5e-5)
+    assert lambda_e(600_000, 1e-4, 500_000) == 1e-4
+    assert lambda_e(3, 0.5, 0) == 0.5
+
+
+def test_autoencoder_steps_lower_the_reconstruction_loss() -> None:
+    torch.manual_seed(0)
+    nets = FaderNetworks.build(MODEL, replace(CONFIG, learning_rate=1e-3), torch.device("cpu"))
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    y = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    losses = [autoencoder_step(nets, x, y, 0.0, CONFIG)["recon_loss"] for _ in range(10)]
+    assert losses[-1] < losses[0]
+
+
+def test_training_writes_checkpoints_and_logs(prepared: Path, tmp_path: Path) -> None:
+    logged: list[tuple[int, dict]] = []
+    result = run(prepared, tmp_path / "ckpt", logger=lambda m, s: logged.append((s, m)))
+    assert [r["epoch"] for r in result["history"]] == [1, 2]
+    for name in (LAST, BEST_RECON, BEST_SWAP):
+        assert (tmp_path / "ckpt" / name).is_file()
+    autoencoder, attributes = checkpoint.load_fader(tmp_path / "ckpt" / BEST_SWAP)
+    assert attributes == list(ATTRS)
+    assert autoencoder(torch.zeros(1, 3, 32, 32), torch.ones(1, 2)).shape == (1, 3, 32, 32)
+    steps = [s for s, m in logged if "train/recon_loss" in m]
+    assert steps == [2, 4, 6, 8]
+    assert any("valid/swap_accuracy/mean" in m for _, m in logged)
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(prepared: Path, tmp_path: Path) -> None:
+    straight_log: list[int] = []
+    straight = run(prepared, tmp_path / "straight", logger=lambda m, s: straight_log.append(s))
+
+    class Interrupt(Exception):
+        pass
+
+    def interrupt_in_epoch_two(metrics: dict, step: int) -> None:
+        if step == 6:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(prepared, tmp_path / "resumed", logger=interrupt_in_epoch_two)
+    assert checkpoint.load(tmp_path / "resumed" / LAST, "fader_training")["epoch"] == 1
+    resumed_log: list[int] = []
+    resumed = run(prepared, tmp_path / "resumed", logger=lambda m, s: resumed_log.append(s))
+    assert resumed["history"] == straight["history"]
+    assert resumed_log == straight_log  # what the interrupted run logged is replayed
+    a = checkpoint.load(tmp_path / "straight" / LAST, "fader_training")["nets"]
+    b = checkpoint.load(tmp_path / "resumed" / LAST, "fader_training")["nets"]
+    for part in ("autoencoder", "discriminator"):
+        for key, tensor in a[part].items():
+            assert torch.equal(tensor, b[part][key]), (part, key)
+
+
+def test_more_epochs_continue_and_other_settings_restart(prepared: Path, tmp_path: Path) -> None:
+    run(prepared, tmp_path / "ckpt", replace(CONFIG, n_epochs=1))
+    longer = run(prepared, tmp_path / "ckpt", replace(CONFIG, n_epochs=2))
+    assert len(longer["history"]) == 2
+    other = run(prepared, tmp_path / "ckpt", replace(CONFIG, n_epochs=1, lambda_max=0.02))
+    assert len(other["history"]) == 1
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"lambda_max": -1.0}, "lambda_max must be >= 0"),
+        ({"recon_loss": "l3"}, "recon_loss must be one of"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"lambda_schedule": -5}, "lambda_schedule"),
+    ],
+)
+def test_bad_training_parameters(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**overrides)
+
+
+@pytest.mark.parametrize("loss", ["mae", "huber"])
+def test_ablation_losses_and_patch_discriminator_train(prepared: Path, tmp_path: Path,
+                                                       loss: str) -> None:  # fmt: skip
+    config = replace(CONFIG, n_epochs=1, recon_loss=loss, patch_weight=0.1)
+    result = run(prepared, tmp_path / loss, config)
+    assert "train_epoch/patch_loss" in result["history"][0]
