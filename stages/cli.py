@@ -1,14 +1,27 @@
-"""The `fader` console script: one sub-command per pipeline stage."""
+"""The `fader` console script: one sub-command per pipeline stage, plus `edit`."""
 
 import typer
 
-from stages import download, preprocess, train_classifier, train_fader
+from stages import (
+    download,
+    edit,
+    evaluate,
+    inception,
+    preprocess,
+    render,
+    train_classifier,
+    train_fader,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 app.command("download")(download.main)
 app.command("preprocess")(preprocess.main)
 app.command("train-classifier")(train_classifier.main)
 app.command("train")(train_fader.main)
+app.command("inception")(inception.main)
+app.command("evaluate")(evaluate.main)
+app.command("render")(render.main)
+app.command("edit")(edit.main)
 
 if __name__ == "__main__":
     app()

