@@ -71,7 +71,7 @@ def train_classifier(
     device = runtime.resolve_device(config.device)
     runtime.seed_everything(seed)
     classifier = AttributeClassifier(model).to(device)
-    optimizer = torch.optim.Adam(classifier.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=config.learning_rate, fused=True)
     generator = torch.Generator().manual_seed(seed)
     best_accuracy, best_state, stale = -1.0, None, 0
     history: list[dict[str, Any]] = []

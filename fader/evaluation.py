@@ -6,7 +6,7 @@ asks the classifier trained on real images whether it sees the new value.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,8 +92,8 @@ def evaluate(
     - reconstruction: MSE and RMSE in [-1, 1] units (the scale of the paper's 0.0009 RMSE),
       PSNR and SSIM on uint8 images;
     - swaps (one attribute flipped at a time, on every image): classifier accuracy at α = 1 and
-      at `intensity`, accuracy over `alphas`, and the preservation error (share of the other
-      attributes whose prediction changed);
+      at `intensity`, accuracy over `alphas` (the "swap_curve"), and the preservation error
+      (share of the other attributes whose prediction changed);
     - the official code's "set every value" accuracy (each attribute set to 0 and to 1 on every
       image, images that already had the value included), labelled as such;
     - FID (pytorch-fid InceptionV3 pool3) of reconstructions and swaps against the real images,
@@ -103,105 +103,134 @@ def evaluate(
     classifier.eval().to(device)
     names = list(test.attributes)
     count = len(test) if config.n_images == 0 else min(config.n_images, len(test))
-    sums: dict[str, float] = {}
-    ae_acc = torch.zeros(len(names))
-    real_acc = torch.zeros(len(names))
-    curve = torch.zeros(len(config.alphas), len(names))
-    preserve = torch.zeros(len(names))
-    set_acc = torch.zeros(len(names))
-    for start in range(0, count, config.batch_size):
-        x, y = test.batch(np.arange(start, min(start + config.batch_size, count)))
-        x, y = x.to(device), y.to(device)
-        features = autoencoder.encode(x)
-        x_hat = autoencoder.decode(features, y)
-        batch = {"mse": metrics.mse(x_hat, x) * len(x)}
-        a, b = metrics.to_uint8(x_hat), metrics.to_uint8(x)
-        batch["psnr"] = metrics.psnr_per_image(a, b).sum().item()
-        batch["ssim"] = metrics.ssim_per_image(a, b).sum().item()
-        for key, value in batch.items():
-            sums[key] = sums.get(key, 0.0) + value
-        truth = y > 0.5
-        real_acc += ((classifier(x) > 0) == truth).float().sum(0).cpu()
-        predicted_recon = classifier(x_hat) > 0
-        ae_acc += (predicted_recon == truth).float().sum(0).cpu()
-        for i in range(len(names)):
-            for k, alpha in enumerate(config.alphas):
-                predicted = classifier(autoencoder.decode(features, flip_attribute(y, i, alpha))) > 0
-                curve[k, i] += (predicted[:, i] != truth[:, i]).float().sum().cpu()
-                if alpha == 1.0:
-                    others = [j for j in range(len(names)) if j != i]
-                    if others:
-                        changed = predicted[:, others] != predicted_recon[:, others]
-                        preserve[i] += changed.float().mean(1).sum().cpu()
-            for value in (0.0, 1.0):
-                target = y.clone()
-                target[:, i] = value
-                predicted = classifier(autoencoder.decode(features, target))[:, i] > 0
-                set_acc[i] += (predicted == bool(value)).float().sum().cpu() / 2
-    per_attr = {name: {} for name in names}
-    for i, name in enumerate(names):
-        per_attr[name]["real_accuracy"] = real_acc[i].item() / count
-        per_attr[name]["reconstruction_accuracy"] = ae_acc[i].item() / count
-        per_attr[name]["swap_accuracy"] = _at(curve[:, i], config.alphas, 1.0) / count
-        per_attr[name][f"swap_accuracy_x{config.intensity:g}"] = (
-            _at(curve[:, i], config.alphas, config.intensity) / count)  # fmt: skip
-        per_attr[name]["preservation_error"] = preserve[i].item() / count
-        per_attr[name]["official_set_accuracy"] = set_acc[i].item() / count
-    mse = sums["mse"] / count
+    totals: dict[str, torch.Tensor] = {}
+    for x, y in _batches(test, count, config.batch_size, device):
+        for key, value in _judge_batch(autoencoder, classifier, x, y, config.alphas).items():
+            totals[key] = totals.get(key, 0) + value
+    means = {key: value / count for key, value in totals.items()}
+    curve = means["swap_hits"]  # (alphas, attributes)
+    per_attribute = {
+        name: {
+            "real_accuracy": means["real_hits"][i].item(),
+            "reconstruction_accuracy": means["reconstruction_hits"][i].item(),
+            "swap_accuracy": curve[_alpha_index(config.alphas, 1.0), i].item(),
+            f"swap_accuracy_x{config.intensity:g}":
+                curve[_alpha_index(config.alphas, config.intensity), i].item(),
+            "preservation_error": means["preservation_error"][i].item(),
+            "official_set_accuracy": means["set_hits"][i].item(),
+        }
+        for i, name in enumerate(names)
+    }  # fmt: skip
+    mse = means["mse"].item()
     result: dict[str, Any] = {
         "settings": {"images": count, "alphas": list(config.alphas),
-                     "intensity": config.intensity, "fid_images": config.fid_images},  # fmt: skip
-        "reconstruction": {"mse": mse, "rmse": mse**0.5, "psnr": sums["psnr"] / count,
-                           "ssim": sums["ssim"] / count,
+                     "intensity": config.intensity, "fid_images": config.fid_images},
+        "reconstruction": {"mse": mse, "rmse": mse**0.5, "psnr": means["psnr"].item(),
+                           "ssim": means["ssim"].item(),
                            "note": "MSE/RMSE on images in [-1, 1]; PSNR/SSIM on uint8; "
-                                   f"PSNR capped at {metrics.PSNR_CAP:g} dB"},  # fmt: skip
-        "attributes": per_attr,
-        "swap_curve": [{"alpha": alpha, **{n: curve[k, i].item() / count
-                                           for i, n in enumerate(names)}}
-                       for k, alpha in enumerate(config.alphas)],  # fmt: skip
-    }
-    result["mean"] = {key: float(np.mean([per_attr[n][key] for n in names]))
-                      for key in per_attr[names[0]]}  # fmt: skip
+                                   f"PSNR capped at {metrics.PSNR_CAP:g} dB"},
+        "attributes": per_attribute,
+        "mean": {key: float(np.mean([scores[key] for scores in per_attribute.values()]))
+                 for key in per_attribute[names[0]]},
+        "swap_curve": [{"alpha": alpha, **dict(zip(names, row.tolist()))}
+                       for alpha, row in zip(config.alphas, curve)],
+    }  # fmt: skip
     if inception is not None and config.fid_images:
         result["fid"] = _fid(autoencoder, inception, test, names, config, device)
     return result
 
 
-def _at(column: torch.Tensor, alphas: Sequence[float], alpha: float) -> float:
-    """The curve's value at `alpha` (which must be one of `alphas`)."""
+def _batches(
+    data: PreparedDataset, count: int, batch_size: int, device: torch.device | str
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The first `count` images of `data` in order, batch by batch, on `device`."""
+    for start in range(0, count, batch_size):
+        x, y = data.batch(np.arange(start, min(start + batch_size, count)))
+        yield x.to(device), y.to(device)
+
+
+def _judge_batch(
+    autoencoder: nn.Module,
+    classifier: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    alphas: Sequence[float],
+) -> dict[str, torch.Tensor]:
+    """Sums over one batch of every per-image score `evaluate` averages (on the CPU).
+
+    mse / psnr / ssim: reconstruction scores; real_hits, reconstruction_hits (n,): classifier
+    right on the real images and on their reconstructions; swap_hits (len(alphas), n): flipped
+    attribute recognised; preservation_error (n,): share of the other attributes whose verdict
+    moved with the α = 1 flip; set_hits (n,): the official protocol, half for each target value.
+    """
+    n_attr = y.shape[1]
+    truth = y > 0.5
+    features = autoencoder.encode(x)
+    x_hat = autoencoder.decode(features, y)
+    recon_uint8, real_uint8 = metrics.to_uint8(x_hat), metrics.to_uint8(x)
+    recon_verdict = classifier(x_hat) > 0
+    sums = {
+        "mse": ((x_hat - x) ** 2).flatten(1).mean(1).sum(),
+        "psnr": metrics.psnr_per_image(recon_uint8, real_uint8).sum(),
+        "ssim": metrics.ssim_per_image(recon_uint8, real_uint8).sum(),
+        "real_hits": ((classifier(x) > 0) == truth).float().sum(0),
+        "reconstruction_hits": (recon_verdict == truth).float().sum(0),
+        "swap_hits": torch.zeros(len(alphas), n_attr),
+        "preservation_error": torch.zeros(n_attr),
+        "set_hits": torch.zeros(n_attr),
+    }
+    for i in range(n_attr):
+        others = [j for j in range(n_attr) if j != i]
+        for k, alpha in enumerate(alphas):
+            verdict = classifier(autoencoder.decode(features, flip_attribute(y, i, alpha))) > 0
+            sums["swap_hits"][k, i] = (verdict[:, i] != truth[:, i]).float().sum()
+            if alpha == 1.0 and others:
+                moved = verdict[:, others] != recon_verdict[:, others]
+                sums["preservation_error"][i] = moved.float().mean(1).sum()
+        for value in (0.0, 1.0):
+            target = y.clone()
+            target[:, i] = value
+            verdict = classifier(autoencoder.decode(features, target))[:, i] > 0
+            sums["set_hits"][i] += (verdict == bool(value)).float().sum() / 2
+    return {key: value.cpu() for key, value in sums.items()}
+
+
+def _alpha_index(alphas: Sequence[float], alpha: float) -> int:
+    """Where `alpha` is in `alphas` (it must be there)."""
     if alpha not in alphas:
         raise ValueError(f"alpha {alpha} must be one of evaluate.alphas {list(alphas)}")
-    return column[list(alphas).index(alpha)].item()
+    return list(alphas).index(alpha)
 
 
-def _fid(autoencoder: nn.Module, inception: nn.Module, test: PreparedDataset,
-         names: list[str], config: EvaluateConfig, device: torch.device | str
-         ) -> dict[str, Any]:  # fmt: skip
+def _fid(
+    autoencoder: nn.Module,
+    inception: nn.Module,
+    test: PreparedDataset,
+    names: list[str],
+    config: EvaluateConfig,
+    device: torch.device | str,
+) -> dict[str, Any]:
     """FID of real halves (the floor), reconstructions and each attribute's swaps vs real."""
     count = min(config.fid_images, len(test))
     count -= count % 2
 
-    def batches(transform):  # noqa: ANN001, ANN202 - a generator of transformed batches
-        for start in range(0, count, config.batch_size):
-            x, y = test.batch(np.arange(start, min(start + config.batch_size, count)))
-            yield transform(x.to(device), y.to(device)).cpu()
+    def activations(edit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> np.ndarray:
+        images = (edit(x, y).cpu() for x, y in _batches(test, count, config.batch_size, device))
+        return metrics.inception_activations(images, inception, config.batch_size, device)
 
-    def activations(transform) -> np.ndarray:  # noqa: ANN001
-        return metrics.inception_activations(batches(transform), inception, config.batch_size,
-                                             device)  # fmt: skip
+    def recode(y_new: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
+        return lambda x, y: autoencoder.decode(autoencoder.encode(x), y_new(y))
 
     real = activations(lambda x, y: x)
-    fid = {"images": count, "real_vs_real": metrics.fid_from_activations(real[: count // 2],
-                                                                         real[count // 2 :]),
-           "real_vs_real_images": count // 2}  # fmt: skip
-    real_stats = metrics.frechet_stats(real)
-    recon = activations(lambda x, y: autoencoder.decode(autoencoder.encode(x), y))
-    fid["reconstruction"] = metrics.fid_from_stats(metrics.frechet_stats(recon), real_stats)
+    fid: dict[str, Any] = {
+        "images": count,
+        "real_vs_real_images": count // 2,
+        "real_vs_real": metrics.fid_from_activations(real[: count // 2], real[count // 2 :]),
+        "reconstruction": metrics.fid_from_activations(activations(recode(lambda y: y)), real),
+    }
     for i, name in enumerate(names):
-        swapped = activations(
-            lambda x, y, i=i: autoencoder.decode(autoencoder.encode(x), flip_attribute(y, i))
-        )
-        fid[f"swap/{name}"] = metrics.fid_from_stats(metrics.frechet_stats(swapped), real_stats)
+        swapped = activations(recode(lambda y, i=i: flip_attribute(y, i)))
+        fid[f"swap/{name}"] = metrics.fid_from_activations(swapped, real)
     return fid
 
 

@@ -242,5 +242,27 @@ def fid_from_stats(
 
 
 def fid_from_activations(a: np.ndarray, b: np.ndarray) -> float:
-    """FID between two sets of activations (N_a, D) and (N_b, D)."""
-    return fid_from_stats(frechet_stats(a), frechet_stats(b))
+    """FID between two sets of activations (N_a, D) and (N_b, D).
+
+    With as many images as feature dimensions or more, this is pytorch-fid's computation
+    (`fid_from_stats`). With fewer (the usual case on a CPU: a few hundred images, D = 2048)
+    both covariances are singular and the D x D matrix square root is both slow (~10 s) and
+    ill-conditioned, so the trace term is computed exactly from the centred activations instead:
+    with S_a = AᵀA / (N_a - 1) and S_b = BᵀB / (N_b - 1), the non-zero eigenvalues of S_a S_b
+    are the squared singular values of A Bᵀ / √((N_a - 1)(N_b - 1)), hence
+    Tr (S_a S_b)^½ = Σ σ_i(A Bᵀ) / √((N_a - 1)(N_b - 1)).
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or min(len(a), len(b)) < 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"need activations (N >= 2, D) of the same D, got {a.shape}, {b.shape}")
+    if min(len(a), len(b)) >= a.shape[1]:
+        return fid_from_stats(frechet_stats(a), frechet_stats(b))
+    centred_a, centred_b = a - a.mean(axis=0), b - b.mean(axis=0)
+    scale_a, scale_b = len(a) - 1, len(b) - 1
+    trace_sqrt = np.linalg.svd(centred_a @ centred_b.T, compute_uv=False).sum()
+    return float(
+        np.sum((a.mean(axis=0) - b.mean(axis=0)) ** 2)
+        + np.sum(centred_a**2) / scale_a
+        + np.sum(centred_b**2) / scale_b
+        - 2 * trace_sqrt / math.sqrt(scale_a * scale_b)
+    )

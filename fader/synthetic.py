@@ -20,7 +20,8 @@ attribute            what changes                                          frequ
 ==================== ===================================================== ==============
 Male                 short hair (ears show), thicker straighter brows,     42% [42%]
                      square jaw, wider neck; facial hair only for males
-Smiling              mouth corners curve up, mouth widens, cheek lines     48% [48%]
+Smiling              mouth corners curve up, mouth widens, cheek lines,    48% [48%]
+                     raised cheeks, narrowed eyes (a Duchenne smile)
 Mouth_Slightly_Open  dark opening between the lips, upper teeth            48% [48%]: 70%
                                                                            if Smiling, 27%
                                                                            if not
@@ -363,7 +364,7 @@ def sample_face(attributes: Mapping[str, bool], rng: np.random.Generator) -> Fac
         nose_width=uniform(7, 11),
         mouth_width=uniform(14, 19),
         lip_thickness=uniform(2.5, 4.5),
-        smile_depth=uniform(8, 11),
+        smile_depth=uniform(10, 14),
         lipstick_colour=pick(_LIPSTICK_COLOURS),
         hair_shade=uniform(0, 1),
         hair_volume=uniform(4, 14),
@@ -564,7 +565,7 @@ def _draw_nose(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
 
 def _draw_mouth(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
     """Lips around a mouth line that curves up when smiling; a dark opening with teeth if open."""
-    width = face.mouth_width * (1.25 if face.smiling else 1.0)
+    width = face.mouth_width * (1.35 if face.smiling else 1.0)
     if face.mouth_open and not face.smiling:
         width *= 0.85
     rise = face.smile_depth if face.smiling else 0.0
@@ -588,9 +589,12 @@ def _draw_mouth(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
     else:
         draw.line(list(zip(px, line)), fill=_scale(lips, 0.45), width=3 if face.smiling else 2,
                   joint="curve")  # fmt: skip
-    if face.smiling:  # cheek folds beside the raised corners
+    if face.smiling:  # raised, lit cheeks and folds beside the raised corners
         fold = _scale(_skin(face), 0.72)
+        cheek = _scale(_skin(face), (1.12, 1.0, 0.98))
         for side in (-1, 1):
+            x = g.cx + side * (width + 8)
+            draw.ellipse((x - 8, g.mouth_y - rise - 16, x + 8, g.mouth_y - rise - 4), fill=cheek)
             x = g.cx + side * (width + 4)
             y = g.mouth_y - rise
             draw.line((x - side * 1, y - 8, x + side * 2, y + 1, x, y + 6), fill=fold, width=2,
@@ -613,7 +617,7 @@ def _draw_mustache(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
 
 def _draw_eyes(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
     """Sclera, iris, pupil, a highlight, and a dark upper lid."""
-    w, h = face.eye_width, face.eye_height
+    w, h = face.eye_width, face.eye_height * (0.55 if face.smiling else 1.0)
     r = min(1.1 * h + 1, 0.6 * w)
     lid = _scale(_hair(face), 0.5) if face.hair_colour != "blond" else (70, 50, 40)
     for side in (-1, 1):

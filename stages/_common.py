@@ -8,7 +8,7 @@ import logging
 import random
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,12 +70,40 @@ def _is_tuple(hint: Any) -> bool:
     return hint is tuple or typing.get_origin(hint) is tuple
 
 
-def pick(values: dict[str, Any], keys: list[str], where: str) -> dict[str, Any]:
-    """The given keys of a params section, each of which must be present."""
+def pick(values: dict[str, Any], keys: list[str], where: str,
+         known: Collection[str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The given keys of a params section, each of which must be present.
+
+    `known`, when given, is every valid key of the section (other stages may read the rest);
+    any other key is refused, so a typo never passes silently.
+    """
+    if known is not None and (unknown := sorted(set(values) - set(known))):
+        raise ValueError(f"params.yaml: {where}: unknown key(s) {unknown}; valid: {sorted(known)}")
     missing = [k for k in keys if k not in values]
     if missing:
         raise ValueError(f"params.yaml: {where}: missing key(s) {missing}")
     return {k: values[k] for k in keys}
+
+
+#: The shared `data` section, by the stage that reads each key.
+DATA_KEYS = {
+    "download": ["source", "synthetic_size", "celeba_dir", "flowers_dir", "workers"],
+    "preprocess": ["img_size", "attributes", "split", "split_fractions", "skip_bad", "workers"],
+}
+
+
+def data_params(params: dict[str, Any], stage: str) -> dict[str, Any]:
+    """The keys of the `data` section that `stage` reads; unknown keys are refused."""
+    known = {key for keys in DATA_KEYS.values() for key in keys}
+    return pick(section(params, "data"), DATA_KEYS[stage], "data", known)
+
+
+def seed(params: dict[str, Any]) -> int:
+    """The top-level `seed`, which must be an int."""
+    value = pick(params, ["seed"], "top level")["seed"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"params.yaml: seed must be an int >= 0, got {value!r}")
+    return value
 
 
 def setup(seed: int | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The `fader` console script: one sub-command per pipeline stage, plus `edit`."""
+"""The `fader` console script: one sub-command per pipeline stage, plus `edit` and `gate`."""
 
 import typer
 
@@ -6,6 +6,7 @@ from stages import (
     download,
     edit,
     evaluate,
+    gate,
     inception,
     preprocess,
     render,
@@ -22,6 +23,7 @@ app.command("inception")(inception.main)
 app.command("evaluate")(evaluate.main)
 app.command("render")(render.main)
 app.command("edit")(edit.main)
+app.command("gate")(gate.main)
 
 if __name__ == "__main__":
     app()

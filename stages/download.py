@@ -14,17 +14,16 @@ def main(
 ) -> None:
     """Generate the synthetic faces, or fetch CelebA or Oxford-102 flowers."""
     all_params = _common.load_params(params)
-    data = _common.section(all_params, "data")
+    data = _common.data_params(all_params, "download")
     _common.setup()
-    source = data.get("source")
+    source = data["source"]
     if source == "synthetic":
-        synthetic.generate(
-            out, n_images=data["synthetic_size"], seed=all_params["seed"], workers=data["workers"]
-        )
+        synthetic.generate(out, n_images=data["synthetic_size"], seed=_common.seed(all_params),
+                           workers=data["workers"])  # fmt: skip
     elif source == "celeba":
-        download.fetch_celeba(out, _optional_path(data.get("celeba_dir")))
+        download.fetch_celeba(out, _optional_path(data["celeba_dir"]))
     elif source == "flowers":
-        download.fetch_flowers(out, _optional_path(data.get("flowers_dir")))
+        download.fetch_flowers(out, _optional_path(data["flowers_dir"]))
     else:
         raise ValueError(f"data.source must be synthetic, celeba or flowers, got {source!r}")
 

@@ -23,7 +23,7 @@ def main(
     """Judge the selected model on the test split."""
     all_params = _common.load_params(params)
     config = _common.build(EvaluateConfig, _common.section(all_params, "evaluate"), "evaluate")
-    _common.setup(_common.pick(all_params, ["seed"], "top level")["seed"])
+    _common.setup(_common.seed(all_params))
     device = runtime.resolve_device(config.device)
     autoencoder, attributes = checkpoint.load_fader(model)
     judge, judged = checkpoint.load_classifier(classifier)

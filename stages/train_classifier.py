@@ -19,7 +19,7 @@ def main(
 ) -> None:
     """Train on the train split, stop early on valid, report test accuracy per attribute."""
     all_params = _common.load_params(params)
-    seed = _common.pick(all_params, ["seed"], "top level")["seed"]
+    seed = _common.seed(all_params)
     _common.setup(seed)
     train = PreparedDataset(data, "train", flip=False)
     shape = {"img_size": train.img_size, "n_attr": len(train.attributes)}

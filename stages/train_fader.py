@@ -22,7 +22,7 @@ def main(
 ) -> None:
     """Train, resuming from the checkpoint folder when its settings match."""
     all_params = _common.load_params(params)
-    seed = _common.pick(all_params, ["seed"], "top level")["seed"]
+    seed = _common.seed(all_params)
     _common.setup(seed)
     config = _common.build(TrainConfig, _common.section(all_params, "train_fader"), "train_fader")
     train = PreparedDataset(data, "train", flip=config.flip)

@@ -186,3 +186,16 @@ def test_inception_activations_inputs_and_batching() -> None:
 def test_inception_activations_empty() -> None:
     with pytest.raises(ValueError, match="no images"):
         metrics.inception_activations([], _TinyNet(), batch_size=4)
+
+
+@pytest.mark.parametrize("n_a, n_b", [(40, 40), (30, 50)])
+def test_fid_with_fewer_images_than_dimensions_matches_pytorch_fid(n_a: int, n_b: int) -> None:
+    """The low-rank trace (fewer images than features) equals pytorch-fid's sqrtm formula."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(n_a, 64))
+    b = rng.normal(loc=0.2, size=(n_b, 64)) * 1.3
+    reference = calculate_frechet_distance(*metrics.frechet_stats(a), *metrics.frechet_stats(b))
+    assert metrics.fid_from_activations(a, b) == pytest.approx(reference, rel=1e-6)
+    assert metrics.fid_from_activations(a, a) == pytest.approx(0.0, abs=1e-8)

@@ -1,0 +1,115 @@
+"""`fader.evaluation.evaluate` on known inputs: a fake autoencoder that paints the attribute code
+into pixels and a fake classifier that reads them back, so every number has a closed form."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from fader.data import PreparedDataset
+from fader.evaluation import EvaluateConfig, ablation_table, evaluate, flip_attribute
+from fader.preprocess import PreprocessConfig, prepare
+
+ATTRS = ("Smiling", "Male", "Eyeglasses")
+SIZE = 32
+
+
+class PaintingAutoEncoder(nn.Module):
+    """E(x) = x; D(z, y) writes 2y - 1 into the red channel of pixel (0, i) for attribute i."""
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = z.clone()
+        out[:, 0, 0, : y.shape[1]] = 2 * y - 1
+        return out
+
+
+class PixelReader(nn.Module):
+    """Logit of attribute i = the red value of pixel (0, i): it sees exactly what was painted."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 0, 0, : len(ATTRS)]
+
+
+@pytest.fixture
+def test_split(raw_celeba: Path, tmp_path: Path) -> PreparedDataset:
+    prepare(raw_celeba, tmp_path / "prepared",
+            PreprocessConfig(img_size=SIZE, attributes=ATTRS, workers=1), progress=False)  # fmt: skip
+    return PreparedDataset(tmp_path / "prepared", "test")
+
+
+def run(data: PreparedDataset, **overrides: object) -> dict:
+    config = EvaluateConfig(fid_images=0, batch_size=2, device="cpu", **overrides)
+    return evaluate(PaintingAutoEncoder(), PixelReader(), data, config)
+
+
+def test_every_score_has_its_closed_form(test_split: PreparedDataset) -> None:
+    x, y = test_split.batch(list(range(len(test_split))))
+    share_present = y.mean(0)  # real images have no red: the reader says "absent"
+    result = run(test_split, alphas=(0.0, 0.5, 1.0, 2.0))
+    painted_error = ((2 * y - 1) - x[:, 0, 0, : len(ATTRS)]) ** 2  # the only pixels that differ
+    expected_mse = painted_error.sum(1).mean().item() / (3 * SIZE * SIZE)
+    assert result["reconstruction"]["mse"] == pytest.approx(expected_mse, rel=1e-5)
+    for i, name in enumerate(ATTRS):
+        scores = result["attributes"][name]
+        assert scores["real_accuracy"] == pytest.approx(1 - share_present[i].item())
+        assert scores["reconstruction_accuracy"] == 1.0
+        assert scores["swap_accuracy"] == 1.0
+        assert scores["swap_accuracy_x2"] == 1.0
+        assert scores["preservation_error"] == 0.0
+        assert scores["official_set_accuracy"] == 1.0
+    curve = {row["alpha"]: row for row in result["swap_curve"]}
+    assert [curve[0.0][n] for n in ATTRS] == [0.0] * 3  # α = 0 keeps every value
+    # α = 0.5 paints 0 (logit 0 reads "absent"): only images that had the attribute flip.
+    assert [curve[0.5][n] for n in ATTRS] == pytest.approx(share_present.tolist())
+    assert result["settings"]["images"] == len(test_split)
+    assert result["mean"]["swap_accuracy"] == 1.0
+
+
+def test_identical_reconstruction_scores_perfectly(test_split: PreparedDataset) -> None:
+    class Copy(PaintingAutoEncoder):
+        def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return z
+
+    result = evaluate(Copy(), PixelReader(), test_split,
+                      EvaluateConfig(fid_images=0, device="cpu"))  # fmt: skip
+    _, y = test_split.batch(list(range(len(test_split))))
+    recon = result["reconstruction"]
+    assert recon["mse"] == 0 and recon["rmse"] == 0
+    assert recon["ssim"] == pytest.approx(1.0)
+    assert recon["psnr"] == 100.0  # the stated cap
+    # The code is ignored, so the reader always says "absent": only removals count as swaps.
+    assert result["attributes"]["Smiling"]["swap_accuracy"] == pytest.approx(y[:, 0].mean().item())
+
+
+def test_ablation_table_has_the_reports_shape(test_split: PreparedDataset) -> None:
+    table = ablation_table(run(test_split))
+    assert list(table) == ["Real", "AE", "Swap"]
+    assert set(table["Swap"]) == set(ATTRS)
+    assert table["Swap"]["Male"] == {"fid": None, "accuracy": 1.0}
+
+
+def test_n_images_limits_the_images_judged(test_split: PreparedDataset) -> None:
+    assert run(test_split, n_images=1)["settings"]["images"] == 1
+
+
+def test_intensity_must_be_one_of_the_alphas(test_split: PreparedDataset) -> None:
+    with pytest.raises(ValueError, match="must be one of evaluate.alphas"):
+        run(test_split, alphas=(0.0, 1.0), intensity=2.0)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"fid_images": 3}, "even number"), ({"n_images": -1}, "n_images"),
+    ({"alphas": ()}, "at least one"), ({"batch_size": 0}, "batch_size"),
+])  # fmt: skip
+def test_bad_settings(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        EvaluateConfig(**overrides)
+
+
+def test_flip_with_intensity_pushes_past_the_other_value() -> None:
+    y = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    assert flip_attribute(y, 0, 2.0).tolist() == [[2.0, 1.0], [-1.0, 0.0]]
