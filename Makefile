@@ -4,6 +4,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt
 export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
+# dvc.yaml's commands call `fader`, so the environment's bin/ goes first on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: pipeline test benchmark env
 

@@ -25,21 +25,26 @@ def stale_entries(status: dict, tracked: set[str]) -> list[str]:
     found = []
     for stage, changes in status.items():
         for change in changes:
-            if change == "changed command" or "changed command" in change:
+            if change == "changed command":
                 found.append(f"{stage}: command changed")
                 continue
             for kind in ("changed deps", "changed outs"):
-                for path, state in change.get(kind, {}).items() if isinstance(change, dict) else ():
-                    if path == "params.yaml" or isinstance(state, dict):
-                        detail = state if isinstance(state, str) else json.dumps(state)
-                        found.append(f"{stage}: params.yaml {detail}")
-                    elif path in tracked or any(t.startswith(path.rstrip("/") + "/") for t in tracked):
+                for path, state in change.get(kind, {}).items():
+                    if isinstance(state, dict):  # params file: {"section.key": "modified"}
+                        found.append(f"{stage}: {path} {json.dumps(state)}")
+                    elif _in_git(path, tracked):
                         found.append(f"{stage}: {path} {state}")
     return found
 
 
+def _in_git(path: str, tracked: set[str]) -> bool:
+    folder = path.rstrip("/") + "/"
+    return path in tracked or any(name.startswith(folder) for name in tracked)
+
+
 def main() -> int:
-    result = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], capture_output=True, text=True)
+    command = [sys.executable, "-m", "dvc", "status", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         print(result.stderr, file=sys.stderr)
         return 2

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 RECON_LOSSES = ("mse", "mae", "huber")
 LAST, BEST_RECON, BEST_SWAP = "last.pt", "best_recon.pt", "best_swap.pt"
+VALID_BATCH_SIZE = 128  # validation has no gradients: larger batches are faster, results the same
 
 #: Receives a flat dict of metrics and the autoencoder step they belong to (e.g. DVCLive).
 MetricsLogger = Callable[[dict[str, float], int], None]
@@ -336,7 +337,7 @@ def train_fader(
                      state["step"])  # fmt: skip
             bar.update(1)
         state["epoch"] += 1
-        scores = validate(nets, classifier, valid, config.valid_size, 2 * config.batch_size,
+        scores = validate(nets, classifier, valid, config.valid_size, VALID_BATCH_SIZE,
                           device)  # fmt: skip
         record = {"epoch": state["epoch"], "step": state["step"],
                   **{f"train_epoch/{k}": v / steps_per_epoch for k, v in running.items()},
