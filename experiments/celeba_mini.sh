@@ -15,6 +15,6 @@ celeba_dir=$(cd "${CELEBA_DIR:-../shared/celeba-mini}" && pwd)  # queued runs ne
 dvc exp run "${mode[@]}" --name celeba-mini \
   -S data.source=celeba -S "data.celeba_dir=$celeba_dir" -S data.split=random \
   -S data.img_size=64 \
-  -S train_classifier.max_epochs=15 -S train_classifier.patience=4 \
-  -S train_fader.epoch_size=16000 -S train_fader.n_epochs=16 \
+  -S train_classifier.max_epochs=10 -S train_classifier.patience=3 \
+  -S train_fader.epoch_size=16000 -S train_fader.n_epochs=10 \
   -S render.multi_swaps='[{Male: 1, Smiling: 1}, {Male: 0, Eyeglasses: 1}]'
