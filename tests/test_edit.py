@@ -50,6 +50,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "root": root}  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _away_from_the_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run in an empty folder: a models/classifier.pt of the workspace must not be picked up."""
+    monkeypatch.chdir(tmp_path)
+
+
 def cli(*args: str):
     app = Typer()
     app.command()(stages.edit.main)
