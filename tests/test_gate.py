@@ -282,3 +282,33 @@ def test_cli_update_refuses_a_run_outside_the_bounds(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "baseline not updated" in result.output and "above max 0.02" in result.output
     assert json.loads((baseline / "evaluate.json").read_text()) == EVALUATE
+
+
+CI_BASELINE = Path(__file__).parent.parent / "metrics" / "ci_baseline"
+CI_RULES = Path(__file__).parent.parent / ".ci" / "gate_rules.yaml"
+
+
+@pytest.mark.parametrize(("metric", "change", "expected"), [
+    ("evaluate.json:mean.swap_accuracy", -0.15, "FAIL"),  # twice the seed-to-seed spread
+    ("evaluate.json:mean.swap_accuracy", -0.06, "PASS"),  # within it
+    ("train_classifier.json:test_accuracy.mean", -0.05, "FAIL"),
+    ("evaluate.json:reconstruction.mse", +0.01, "FAIL"),  # +31 %
+])  # fmt: skip
+def test_committed_ci_rules_catch_regressions_beyond_the_noise(
+    metric: str, change: float, expected: str
+) -> None:
+    baseline = gate.read_metrics_dir(CI_BASELINE)
+    rules = stages.gate.read_rules(CI_RULES)
+    assert gate.passed(gate.compare(baseline, baseline, rules))
+    rows = {row.metric: row for row in gate.compare({**baseline, metric: baseline[metric] + change},
+                                                    baseline, rules)}  # fmt: skip
+    assert rows[metric].status == expected
+
+
+def test_committed_ci_rules_catch_a_missing_metrics_file() -> None:
+    baseline = gate.read_metrics_dir(CI_BASELINE)
+    run = {name: value for name, value in baseline.items() if not name.startswith("train_fader")}
+    rows = gate.compare(run, baseline, stages.gate.read_rules(CI_RULES))
+    missing = {row.metric for row in rows if row.status == gate.MISSING}
+    assert "train_fader.json:selected.valid/swap_accuracy/mean" in missing
+    assert not gate.passed(rows)
