@@ -17,18 +17,9 @@ import subprocess
 import sys
 from typing import Any
 
+from fader.report import flatten
+
 EVALUATE = "metrics/evaluate.json"
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested params → {"section.key": value}."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat |= flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def experiments(show: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
@@ -42,7 +33,7 @@ def experiments(show: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def params_of(data: dict[str, Any]) -> dict[str, Any]:
-    return flatten(data.get("params", {}).get("params.yaml", {}).get("data", {}))
+    return flatten(data.get("params", {}).get("params.yaml", {}).get("data", {}), sep=".")
 
 
 def evaluation_of(data: dict[str, Any]) -> dict[str, Any] | None:

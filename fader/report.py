@@ -193,13 +193,13 @@ def read_metrics_dir(metrics_dir: str | os.PathLike[str]) -> dict[str, dict]:
     return tables
 
 
-def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts → one level with `/`-joined keys (DVC's own metric naming)."""
+def flatten(metrics: Mapping[str, Any], prefix: str = "", sep: str = "/") -> dict[str, Any]:
+    """Nested dicts → one level with `sep`-joined keys ("/" is DVC's own metric naming)."""
     flat: dict[str, Any] = {}
     for key, value in metrics.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat |= flatten(value, name + "/")
+            flat |= flatten(value, name + sep, sep)
         else:
             flat[name] = value
     return flat
