@@ -62,9 +62,9 @@ from fader import io
 if TYPE_CHECKING:
     import torch
 
-    from fader.model import ModelConfig
-    from fader.preprocess import PreprocessConfig
-    from fader.training import TrainConfig
+    from fader.model.networks import ModelConfig
+    from fader.data.preprocess import PreprocessConfig
+    from fader.train.config import TrainConfig
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -200,7 +200,7 @@ def measure_ours(raw_dir: Path, out_dir: Path, config: PreprocessConfig) -> Meas
     (all 202,599 rows for real CelebA, however few images are present). It is timed again on
     its own after the run, so that it warms nothing the run uses.
     """
-    from fader.preprocess import prepare, select_images
+    from fader.data.preprocess import prepare, select_images
 
     start = time.perf_counter()
     meta = prepare(raw_dir, out_dir, config, progress=False)
@@ -215,7 +215,7 @@ def measure_ours(raw_dir: Path, out_dir: Path, config: PreprocessConfig) -> Meas
 def bench_preprocess(dataset: str, raw_dir: Path, config: PreprocessConfig, plan: Plan,
                      scratch: Path) -> list[dict[str, Any]]:  # fmt: skip
     """Both pre-processing paths at every size of the plan, on one CelebA-format folder."""
-    from fader import celeba
+    from fader.data import celeba
 
     paths = sorted((raw_dir / celeba.IMAGE_DIR).glob("*.jpg"))
     for path in paths:  # into the page cache, so neither path pays for the first read
@@ -245,8 +245,8 @@ def bench_preprocess(dataset: str, raw_dir: Path, config: PreprocessConfig, plan
 def run_preprocess(plan: Plan, params: dict[str, Any], celeba_dir: Path | None,
                    scratch: Path) -> list[dict[str, Any]]:  # fmt: skip
     """Generate the synthetic input (and link a local CelebA copy), then benchmark each."""
-    from fader import download, synthetic
-    from fader.preprocess import PreprocessConfig
+    from fader.data.sources import download, synthetic
+    from fader.data.preprocess import PreprocessConfig
 
     attributes = tuple(params["data"]["attributes"])
     config = PreprocessConfig(img_size=plan.sizes[0], attributes=attributes, workers=plan.workers)
@@ -272,7 +272,7 @@ def run_preprocess(plan: Plan, params: dict[str, Any], celeba_dir: Path | None,
 
 def model_config(params: dict[str, Any], img_size: int) -> ModelConfig:
     """params.yaml's model shape at `img_size`, with as many layers as keep the latent 2x2."""
-    from fader.model import ModelConfig
+    from fader.model.networks import ModelConfig
 
     n_layers = int(math.log2(img_size)) - 1
     return ModelConfig(**{**params["model"], "img_size": img_size, "n_layers": n_layers,
@@ -281,7 +281,7 @@ def model_config(params: dict[str, Any], img_size: int) -> ModelConfig:
 
 def train_config(params: dict[str, Any], batch_size: int) -> TrainConfig:
     """params.yaml's `train_fader` settings, on the CPU, with the benchmark's batch size."""
-    from fader.training import TrainConfig
+    from fader.train.config import TrainConfig
 
     return TrainConfig(**{**params["train_fader"], "batch_size": batch_size, "device": "cpu"})
 
@@ -290,7 +290,7 @@ def our_iteration(model: ModelConfig, config: TrainConfig) -> Callable[[int, Bat
     """One iteration of `train_fader`'s loop, without its data sampling, logging and validation."""
     import torch
 
-    from fader import training
+    from fader.train import trainer as training
 
     nets = training.FaderNetworks.build(model, config, torch.device("cpu"))
 
@@ -311,7 +311,7 @@ def reference_iteration(model: ModelConfig, config: TrainConfig
     import torch
     from torch.nn import functional as F
 
-    from fader.model import AutoEncoder, LatentDiscriminator
+    from fader.model.networks import AutoEncoder, LatentDiscriminator
 
     autoencoder, discriminator = AutoEncoder(model), LatentDiscriminator(model)
     betas = (config.beta1, 0.999)
@@ -572,7 +572,7 @@ class Part(str, Enum):
 
 def parse_sizes(text: str) -> tuple[int, ...]:
     """'64,128,256' → (64, 128, 256), each a size the pipeline supports (data.img_size)."""
-    from fader.preprocess import IMG_SIZES
+    from fader.data.preprocess import IMG_SIZES
 
     try:
         sizes = tuple(int(part) for part in text.split(",") if part.strip())

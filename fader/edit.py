@@ -1,6 +1,6 @@
 """Editing any photo with a trained Fader network: slide attributes to chosen values (Sec. 4).
 
-The photo goes through the training pipeline's own crop and resize (`fader.preprocess
+The photo goes through the training pipeline's own crop and resize (`fader.data.preprocess
 .decode_square`: centred square, Lanczos to the model's size), so any size or aspect works; the
 result is at the model's size. It is encoded once and decoded with an attribute vector α in
 which every attribute set by the user takes the given value (values outside [0, 1]
@@ -23,14 +23,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fader import celeba, grids
-from fader.data import to_float
-from fader.model import AttributeClassifier, AutoEncoder
-from fader.preprocess import decode_square
+from fader.data import celeba
+from fader.data.prepared import to_float
+from fader.data.preprocess import decode_square
+from fader.model.networks import AttributeClassifier, AutoEncoder
+from fader.report import grids
 
 log = logging.getLogger(__name__)
 
-#: A loaded classifier and the attributes it predicts, as `checkpoint.load_classifier` returns.
+#: A loaded classifier and the attributes it predicts, as `checkpoint.load_network` returns.
 Classifier = tuple[AttributeClassifier, Sequence[str]]
 
 

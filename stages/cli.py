@@ -1,4 +1,8 @@
-"""The `fader` console script: one sub-command per pipeline stage, plus `edit` and `gate`."""
+"""The `fader` console script: one sub-command per pipeline stage, plus `edit`.
+
+The stage modules import the library (and torch) inside their commands, so `fader --help`
+answers at once.
+"""
 
 import typer
 
@@ -6,7 +10,6 @@ from stages import (
     download,
     edit,
     evaluate,
-    gate,
     inception,
     preprocess,
     render,
@@ -23,7 +26,6 @@ app.command("inception")(inception.main)
 app.command("evaluate")(evaluate.main)
 app.command("render")(render.main)
 app.command("edit")(edit.main)
-app.command("gate")(gate.main)
 
 if __name__ == "__main__":
     app()

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import typer
 
-from fader import download, synthetic
 from stages import _common
 
 
@@ -13,20 +12,10 @@ def main(
     params: Path = _common.ParamsOption,
 ) -> None:
     """Generate the synthetic faces, or fetch CelebA or Oxford-102 flowers."""
-    all_params = _common.load_params(params)
-    data = _common.data_params(all_params, "download")
+    from fader.data.preprocess import PreprocessConfig
+    from fader.data.sources import SourceConfig, fetch
+
+    all_params = _common.Params(params)
+    config = all_params.build(SourceConfig, "data", {"seed": all_params.seed}, [PreprocessConfig])
     _common.setup()
-    source = data["source"]
-    if source == "synthetic":
-        synthetic.generate(out, n_images=data["synthetic_size"], seed=_common.seed(all_params),
-                           workers=data["workers"])  # fmt: skip
-    elif source == "celeba":
-        download.fetch_celeba(out, _optional_path(data["celeba_dir"]))
-    elif source == "flowers":
-        download.fetch_flowers(out, _optional_path(data["flowers_dir"]))
-    else:
-        raise ValueError(f"data.source must be synthetic, celeba or flowers, got {source!r}")
-
-
-def _optional_path(value: str | None) -> Path | None:
-    return Path(value) if value else None
+    fetch(config, out)

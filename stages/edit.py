@@ -9,7 +9,6 @@ from pathlib import Path
 
 import typer
 
-from fader import checkpoint, edit, grids
 from stages import _common
 
 DEFAULT_CLASSIFIER = Path("models/classifier.pt")
@@ -32,6 +31,10 @@ def main(
     alphas: str = typer.Option("0,0.25,0.5,0.75,1", help="Comma-separated α for --strip."),
 ) -> None:
     """Edit one photo; unset attributes keep the classifier's verdict on it (see fader.edit)."""
+    from fader import edit
+    from fader.model import checkpoint
+    from fader.report import grids
+
     _common.setup()
     if out.suffix.lower() != ".png":
         raise typer.BadParameter(f"{out} must end in .png (lossless)", param_hint="--out")
@@ -47,8 +50,8 @@ def main(
         raise typer.BadParameter(str(error), param_hint="--alphas") from None
     if classifier is None and not no_classifier and DEFAULT_CLASSIFIER.is_file():
         classifier = DEFAULT_CLASSIFIER
-    judge = checkpoint.load_classifier(classifier) if classifier is not None else None
-    autoencoder, attributes = checkpoint.load_fader(model)
+    judge = None if classifier is None else checkpoint.load_network(classifier, "classifier")
+    autoencoder, attributes = checkpoint.load_network(model, "fader")
     photo = image.read_bytes()
     if strip is None:
         result = edit.edit_image(autoencoder, attributes, photo, settings, judge, str(image))

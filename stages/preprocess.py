@@ -4,7 +4,6 @@ from pathlib import Path
 
 import typer
 
-from fader.preprocess import PreprocessConfig, prepare
 from stages import _common
 
 
@@ -14,8 +13,10 @@ def main(
     params: Path = _common.ParamsOption,
 ) -> None:
     """Crop the centred square, resize to data.img_size, write images.npy + attributes.csv."""
-    all_params = _common.load_params(params)
-    values = _common.data_params(all_params, "preprocess")
-    config = _common.build(PreprocessConfig, {**values, "seed": _common.seed(all_params)}, "data")
+    from fader.data.preprocess import PreprocessConfig, prepare
+    from fader.data.sources import SourceConfig
+
+    all_params = _common.Params(params)
+    config = all_params.build(PreprocessConfig, "data", {"seed": all_params.seed}, [SourceConfig])
     _common.setup()
     prepare(raw, out, config)

@@ -4,9 +4,6 @@ from pathlib import Path
 
 import typer
 
-from fader import checkpoint
-from fader.data import PreparedDataset
-from fader.report import RenderConfig, render_report
 from stages import _common
 
 
@@ -19,10 +16,13 @@ def main(
     params: Path = _common.ParamsOption,
 ) -> None:
     """Interpolation, swap and multi-swap grids on fixed test images, curves, one HTML page."""
-    config = _common.build(RenderConfig, _common.section(_common.load_params(params), "render"),
-                           "render")  # fmt: skip
+    from fader.data.prepared import PreparedDataset
+    from fader.model import checkpoint
+    from fader.report.render import RenderConfig, render_report
+
+    config = _common.Params(params).build(RenderConfig, "render")
     _common.setup(config.seed)
-    autoencoder, attributes = checkpoint.load_fader(model)
+    autoencoder, attributes = checkpoint.load_network(model, "fader")
     test = PreparedDataset(data, "test", attributes=attributes)
     render_report(autoencoder, attributes, test, config, out, metrics_dir, live,
                   title=f"Fader Networks: {model}")  # fmt: skip

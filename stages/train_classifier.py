@@ -4,10 +4,6 @@ from pathlib import Path
 
 import typer
 
-from fader import checkpoint
-from fader.classifier import ClassifierTrainConfig, accuracy, train_classifier
-from fader.data import PreparedDataset
-from fader.model import ClassifierConfig
 from stages import _common
 
 
@@ -18,22 +14,25 @@ def main(
     params: Path = _common.ParamsOption,
 ) -> None:
     """Train on the train split, stop early on valid, report test accuracy per attribute."""
-    all_params = _common.load_params(params)
-    seed = _common.seed(all_params)
-    _common.setup(seed)
-    train = PreparedDataset(data, "train", flip=False)
+    from fader import io
+    from fader.data.prepared import PreparedDataset
+    from fader.model import checkpoint
+    from fader.model.networks import ClassifierConfig
+    from fader.train.classifier import accuracy, train_classifier
+    from fader.train.config import ClassifierTrainConfig
+
+    all_params = _common.Params(params)
+    _common.setup(all_params.seed)
+    config = all_params.build(ClassifierTrainConfig, "train_classifier", {}, [ClassifierConfig])
+    train = PreparedDataset(data, "train", flip=config.flip)
     shape = {"img_size": train.img_size, "n_attr": len(train.attributes)}
-    model, config = _common.build_many(
-        _common.section(all_params, "train_classifier"), "train_classifier",
-        (ClassifierConfig, shape), (ClassifierTrainConfig, {}),
-    )  # fmt: skip
-    train.flip = config.flip
+    model = all_params.build(ClassifierConfig, "train_classifier", shape, [ClassifierTrainConfig])
     classifier, history = train_classifier(
-        train, PreparedDataset(data, "valid"), model, config, seed
+        train, PreparedDataset(data, "valid"), model, config, all_params.seed
     )
     test = accuracy(classifier, PreparedDataset(data, "test"))
-    checkpoint.save(out, {"kind": "classifier", "config": model.to_dict(),
-                          "attributes": train.attributes, "state": classifier.state_dict()})  # fmt: skip
-    _common.write_metrics(metrics, {"test_accuracy": test, "epochs": len(history),
-                                    "best_valid_accuracy": max(
-                                        h["valid_accuracy"]["mean"] for h in history)})  # fmt: skip
+    checkpoint.save(out, checkpoint.network_payload("classifier", classifier, train.attributes))
+    best = max(h["valid_accuracy"]["mean"] for h in history)
+    io.write_json(
+        metrics, {"test_accuracy": test, "epochs": len(history), "best_valid_accuracy": best}
+    )

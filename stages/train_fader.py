@@ -4,10 +4,6 @@ from pathlib import Path
 
 import typer
 
-from fader import checkpoint, io
-from fader.data import PreparedDataset
-from fader.model import ModelConfig
-from fader.training import BEST_SWAP, TrainConfig, train_fader
 from stages import _common
 
 
@@ -21,23 +17,32 @@ def main(
     params: Path = _common.ParamsOption,
 ) -> None:
     """Train, resuming from the checkpoint folder when its settings match."""
-    all_params = _common.load_params(params)
-    seed = _common.seed(all_params)
+    from fader import io
+    from fader.data.prepared import PreparedDataset
+    from fader.model import checkpoint
+    from fader.model.networks import ModelConfig
+    from fader.train.config import TrainConfig
+    from fader.train.trainer import BEST_SWAP, train_fader
+
+    all_params = _common.Params(params)
+    seed = all_params.seed
     _common.setup(seed)
-    config = _common.build(TrainConfig, _common.section(all_params, "train_fader"), "train_fader")
+    config = all_params.build(TrainConfig, "train_fader")
     train = PreparedDataset(data, "train", flip=config.flip)
     valid = PreparedDataset(data, "valid")
     shape = {"img_size": train.img_size, "n_attr": len(train.attributes)}
-    model = _common.build(ModelConfig, {**_common.section(all_params, "model"), **shape}, "model")
-    judge, judged = checkpoint.load_classifier(classifier)
+    model = all_params.build(ModelConfig, "model", shape)
+    judge, judged = checkpoint.load_network(classifier, "classifier")
     if judged != train.attributes:
-        raise ValueError(f"{classifier} judges {judged}, but the data has {train.attributes}: "
-                         "retrain the classifier (dvc repro train_classifier)")  # fmt: skip
+        raise ValueError(
+            f"{classifier} judges {judged}, but the data has {train.attributes}: "
+            "retrain the classifier (dvc repro train_classifier)"
+        )
     with _common.dvclive_logger(live) as logger:
         result = train_fader(train, valid, judge, model, config, checkpoints, seed, logger)
     io.copy_file(checkpoints / BEST_SWAP, out)
     history = {r["epoch"]: r for r in result["history"]}
-    _common.write_metrics(metrics, {
+    io.write_json(metrics, {
         "selected_epoch": result["best_swap_epoch"],
         "selected": history[result["best_swap_epoch"]],
         "best_recon_epoch": result["best_recon_epoch"],

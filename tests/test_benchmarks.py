@@ -5,13 +5,15 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.run import naive_load
-from fader import celeba, synthetic
-from fader.preprocess import PreprocessConfig, prepare
+from fader.data import celeba
+from fader.data.sources import synthetic
+from fader.data.preprocess import PreprocessConfig, prepare
+from tests.conftest import make
 
 
 def test_naive_baseline_matches_prepare(tmp_path: Path) -> None:
     synthetic.generate(tmp_path / "raw", n_images=10, seed=0, workers=1, progress=False)
-    config = PreprocessConfig(img_size=64, attributes=("Smiling",), workers=1)
+    config = make(PreprocessConfig, img_size=64, attributes=("Smiling",), workers=1)
     prepare(tmp_path / "raw", tmp_path / "prepared", config, progress=False)
     ours = np.load(tmp_path / "prepared" / "images.npy")
     naive = naive_load(sorted((tmp_path / "raw" / celeba.IMAGE_DIR).glob("*.jpg")), 64)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fader import celeba
+from fader.data import celeba
 
 
 def test_crop_box_keeps_official_rows_and_proportions() -> None:

@@ -1,12 +1,8 @@
 """`.ci/check_stale.py`: which `dvc status` entries mean the committed results are stale."""
 
-import importlib.util
-from pathlib import Path
+from tests.conftest import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / ".ci" / "check_stale.py"
-spec = importlib.util.spec_from_file_location("check_stale", SCRIPT)
-check_stale = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(check_stale)
+check_stale = load_script(".ci/check_stale.py")
 
 TRACKED = {"fader/training.py", "params.yaml", "metrics/evaluate.json", "stages/train_fader.py"}
 

@@ -4,13 +4,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from fader.data import PreparedDataset
-from fader.preprocess import PreprocessConfig, prepare
+from fader.data.prepared import PreparedDataset
+from fader.data.preprocess import PreprocessConfig, prepare
+from tests.conftest import make
 
 
 @pytest.fixture
 def prepared(raw_celeba: Path, tmp_path: Path) -> Path:
-    config = PreprocessConfig(img_size=32, attributes=("Smiling", "Male", "Young"), workers=1)
+    config = make(PreprocessConfig, img_size=32, attributes=("Smiling", "Male", "Young"), workers=1)
     prepare(raw_celeba, tmp_path / "prepared", config, progress=False)
     return tmp_path / "prepared"
 

@@ -20,7 +20,8 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from fader import celeba, download
+from fader.data import celeba
+from fader.data.sources import download
 from tests.conftest import make_raw_celeba
 
 CONFIRM_UUID = "0f1e2d3c"

@@ -10,23 +10,27 @@ from typer import Typer
 from typer.testing import CliRunner
 
 import stages.edit
-from fader import checkpoint, edit, grids
-from fader.data import PreparedDataset
-from fader.model import AttributeClassifier, ClassifierConfig, ModelConfig
-from fader.preprocess import PreprocessConfig, prepare
-from fader.training import BEST_SWAP, TrainConfig, train_fader
-from tests.conftest import make_raw_celeba
+from fader.config import to_dict
+from fader import edit
+from fader.model import checkpoint
+from fader.report import grids
+from fader.data.prepared import PreparedDataset
+from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
+from fader.data.preprocess import PreprocessConfig, prepare
+from fader.train.config import TrainConfig
+from fader.train.trainer import BEST_SWAP, train_fader
+from tests.conftest import make, make_raw_celeba
 
 ATTRS = ("Smiling", "Male")
-MODEL = ModelConfig(img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16)
-CONFIG = TrainConfig(batch_size=4, epoch_size=8, n_epochs=1, lambda_schedule=4, log_every=1,
+MODEL = make(ModelConfig, img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16)
+CONFIG = make(TrainConfig, batch_size=4, epoch_size=8, n_epochs=1, lambda_schedule=4, log_every=1,
                      device="cpu")  # fmt: skip
 
 
 def save_classifier(path: Path, attributes: tuple[str, ...], img_size: int = 32) -> Path:
     torch.manual_seed(1)
-    cfg = ClassifierConfig(img_size=img_size, n_attr=len(attributes), init_fm=4, max_fm=8)
-    checkpoint.save(path, {"kind": "classifier", "config": cfg.to_dict(),
+    cfg = make(ClassifierConfig, img_size=img_size, n_attr=len(attributes), init_fm=4, max_fm=8)
+    checkpoint.save(path, {"kind": "classifier", "config": to_dict(cfg),
                            "attributes": list(attributes),
                            "state": AttributeClassifier(cfg).state_dict()})  # fmt: skip
     return path
@@ -37,11 +41,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One short epoch of real training: the checkpoint `fader train` would select."""
     root = tmp_path_factory.mktemp("edit")
     prepare(make_raw_celeba(root / "raw"), root / "prepared",
-            PreprocessConfig(img_size=32, attributes=ATTRS, workers=1), progress=False)
+            make(PreprocessConfig, img_size=32, attributes=ATTRS, workers=1), progress=False)
     classifier = save_classifier(root / "classifier.pt", ATTRS)
     train = PreparedDataset(root / "prepared", "train", flip=True)
     valid = PreparedDataset(root / "prepared", "valid")
-    judge, _ = checkpoint.load_classifier(classifier)
+    judge, _ = checkpoint.load_network(classifier, "classifier")
     train_fader(train, valid, judge, MODEL, CONFIG, root / "ckpt", seed=0, progress=False)
     photo = root / "photo.jpg"  # any size or aspect: cropped and resized like the training data
     pixels = np.random.default_rng(0).integers(0, 256, (90, 70, 3), dtype=np.uint8)
@@ -80,16 +84,16 @@ def test_edit_writes_the_edited_photo(trained: dict[str, Path], tmp_path: Path) 
         assert outputs[value].shape == (32, 32, 3)
     assert not np.array_equal(outputs["0.8"], outputs["-0.5"])
     # the CLI is the library call
-    autoencoder, attributes = checkpoint.load_fader(trained["model"])
-    judge = checkpoint.load_classifier(trained["classifier"])
+    autoencoder, attributes = checkpoint.load_network(trained["model"], "fader")
+    judge = checkpoint.load_network(trained["classifier"], "classifier")
     direct = edit.edit_image(autoencoder, attributes, trained["photo"].read_bytes(),
                              {"Smiling": 0.8, "Male": 1.0}, judge)  # fmt: skip
     assert np.array_equal(direct, outputs["0.8"])
 
 
 def test_unset_attributes_come_from_the_classifier(trained: dict[str, Path]) -> None:
-    autoencoder, attributes = checkpoint.load_fader(trained["model"])
-    net, judged = checkpoint.load_classifier(trained["classifier"])
+    autoencoder, attributes = checkpoint.load_network(trained["model"], "fader")
+    net, judged = checkpoint.load_network(trained["classifier"], "classifier")
     photo = trained["photo"].read_bytes()
     x = torch.from_numpy(edit.read_image(photo, 32)).permute(2, 0, 1)[None].float() / 127.5 - 1
     verdict = (net(x) > 0).float()[0].tolist()
@@ -101,7 +105,7 @@ def test_unset_attributes_come_from_the_classifier(trained: dict[str, Path]) -> 
 def test_without_classifier_unset_attributes_are_zero_with_a_warning(
     trained: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
-    autoencoder, attributes = checkpoint.load_fader(trained["model"])
+    autoencoder, attributes = checkpoint.load_network(trained["model"], "fader")
     photo = trained["photo"].read_bytes()
     with caplog.at_level(logging.WARNING, logger="fader.edit"):
         guessed = edit.edit_image(autoencoder, attributes, photo, {"Smiling": 1.0})

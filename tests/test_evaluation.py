@@ -7,9 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from fader.data import PreparedDataset
-from fader.evaluation import EvaluateConfig, ablation_table, evaluate, flip_attribute
-from fader.preprocess import PreprocessConfig, prepare
+from fader.data.prepared import PreparedDataset
+from fader.eval.evaluate import EvaluateConfig, ablation_table, evaluate
+from fader.eval.swaps import flip_attribute
+from fader.data.preprocess import PreprocessConfig, prepare
+from tests.conftest import make
 
 ATTRS = ("Smiling", "Male", "Eyeglasses")
 SIZE = 32
@@ -37,12 +39,12 @@ class PixelReader(nn.Module):
 @pytest.fixture
 def test_split(raw_celeba: Path, tmp_path: Path) -> PreparedDataset:
     prepare(raw_celeba, tmp_path / "prepared",
-            PreprocessConfig(img_size=SIZE, attributes=ATTRS, workers=1), progress=False)  # fmt: skip
+            make(PreprocessConfig, img_size=SIZE, attributes=ATTRS, workers=1), progress=False)  # fmt: skip
     return PreparedDataset(tmp_path / "prepared", "test")
 
 
 def run(data: PreparedDataset, **overrides: object) -> dict:
-    config = EvaluateConfig(fid_images=0, batch_size=2, device="cpu", **overrides)
+    config = make(EvaluateConfig, fid_images=0, batch_size=2, device="cpu", **overrides)
     return evaluate(PaintingAutoEncoder(), PixelReader(), data, config)
 
 
@@ -75,7 +77,7 @@ def test_identical_reconstruction_scores_perfectly(test_split: PreparedDataset) 
             return z
 
     result = evaluate(Copy(), PixelReader(), test_split,
-                      EvaluateConfig(fid_images=0, device="cpu"))  # fmt: skip
+                      make(EvaluateConfig, fid_images=0, device="cpu"))  # fmt: skip
     _, y = test_split.batch(list(range(len(test_split))))
     recon = result["reconstruction"]
     assert recon["mse"] == 0 and recon["rmse"] == 0
@@ -107,7 +109,7 @@ def test_intensity_must_be_one_of_the_alphas(test_split: PreparedDataset) -> Non
 ])  # fmt: skip
 def test_bad_settings(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        EvaluateConfig(**overrides)
+        make(EvaluateConfig, **overrides)
 
 
 def test_flip_with_intensity_pushes_past_the_other_value() -> None:

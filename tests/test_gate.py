@@ -2,12 +2,15 @@ import json
 from pathlib import Path
 
 import pytest
+import typer
 from click.testing import Result
 from typer.testing import CliRunner
 
-import stages.gate
-from fader import gate
-from stages.cli import app
+from tests.conftest import load_script
+
+gate = load_script(".ci/gate.py")
+app = typer.Typer()
+app.command()(gate.main)
 
 EVALUATE = {
     "attributes": {"Smiling": {"swap_accuracy": 0.9, "name": "smile"},
@@ -50,13 +53,13 @@ def rules_of(text: str, tmp_path: Path) -> list[gate.Rule]:
     """The rules of `text`, read through the stage's loader from tmp_path/gate.yaml."""
     path = tmp_path / "gate.yaml"
     path.write_text(text)
-    return stages.gate.read_rules(path)
+    return gate.read_rules(path)
 
 
 def judge(tmp_path: Path, run: dict, rules: str = RULES) -> dict[str, gate.Row]:
     """Rows by metric name, for `run` as evaluate.json against EVALUATE as the baseline."""
-    current = {f"evaluate.json:{k}": v for k, v in gate.flatten(run).items()}
-    baseline = {f"evaluate.json:{k}": v for k, v in gate.flatten(EVALUATE).items()}
+    current = {f"evaluate.json:{k}": v for k, v in gate.numeric_leaves(run).items()}
+    baseline = {f"evaluate.json:{k}": v for k, v in gate.numeric_leaves(EVALUATE).items()}
     return {row.metric: row for row in gate.compare(current, baseline, rules_of(rules, tmp_path))}
 
 
@@ -193,17 +196,17 @@ def test_rule_matching_no_baseline_metric_is_an_error(tmp_path: Path) -> None:
         ("- metric: x", "expected a mapping with the single key 'rules', got list"),
         ("rules: []\nthresholds: 1", r"single key 'rules', got \['rules', 'thresholds'\]"),
         ("rules: []", "'rules' must be a non-empty list"),
-        ("rules: [x]", r"rules\[0\]: expected a mapping, got 'x'"),
+        ("rules: [x]", r"rules\[0\]: expected a mapping of keys, got str"),
         ("rules: [{metric: x, direction: higher, tolerance: 0.1}]",
-         r"rules\[0\]: unknown key\(s\) \['tolerance'\]; valid: \['metric', 'direction', "),
+         r"rules\[0\]: unknown key\(s\) \['tolerance'\]; valid keys: \['abs_tolerance', "),
         ("rules: [{metric: x}]", r"rules\[0\]: missing key\(s\) \['direction'\]"),
         ("rules: [{metric: x, direction: up}]",
-         "direction must be one of higher, lower; got 'up'"),
+         r"direction: Input should be 'higher' or 'lower' \(got 'up'\)"),
         ("rules: [{metric: x, direction: lower, max_worsening: -0.1}]",
-         "max_worsening must be a number >= 0, got -0.1"),
+         r"max_worsening: Input should be greater than or equal to 0 \(got -0.1\)"),
         ("rules: [{metric: x, direction: lower, abs_tolerance: '5%'}]",
-         "abs_tolerance must be a number >= 0, got '5%'"),
-        ("rules: [{metric: x, direction: lower, min: 2, max: 1}]", r"min \(2\) is above max"),
+         r"abs_tolerance: Input should be a valid number \(got '5%'\)"),
+        ("rules: [{metric: x, direction: lower, min: 2, max: 1}]", r"min \(2.0\) is above max \(1.0\)"),
         ("rules: [{metric: '', direction: lower}]", "metric must be a non-empty pattern"),
     ],
 )  # fmt: skip
@@ -215,7 +218,7 @@ def test_bad_rules_files_give_clear_errors(tmp_path: Path, text: str, message: s
 
 def test_missing_rules_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="rules file not found: .*absent.yaml"):
-        stages.gate.read_rules(tmp_path / "absent.yaml")
+        gate.read_rules(tmp_path / "absent.yaml")
 
 
 def test_format_table_is_fixed_width(tmp_path: Path) -> None:
@@ -232,11 +235,11 @@ def test_format_table_is_fixed_width(tmp_path: Path) -> None:
 
 
 def cli(tmp_path: Path, run: dict, *extra: str) -> tuple[Result, Path]:
-    """`fader gate` with `run` as the run's evaluate.json and EVALUATE as the baseline."""
+    """`.ci/gate.py` with `run` as the run's evaluate.json and EVALUATE as the baseline."""
     write_metrics(tmp_path / "run", evaluate=run, train=TRAIN)
     baseline = write_metrics(tmp_path / "base", evaluate=EVALUATE)
     (tmp_path / "gate.yaml").write_text(RULES)
-    args = ["gate", "--run", str(tmp_path / "run"), "--baseline", str(baseline),
+    args = ["--run", str(tmp_path / "run"), "--baseline", str(baseline),
             "--rules", str(tmp_path / "gate.yaml"), *extra]  # fmt: skip
     return CliRunner().invoke(app, args), baseline
 
@@ -260,11 +263,11 @@ def test_cli_fails_with_a_readable_table(tmp_path: Path) -> None:
 def test_cli_bad_rules_exit_2(tmp_path: Path) -> None:
     (tmp_path / "gate.yaml").write_text("rules: [{metric: x, direction: sideways}]")
     write_metrics(tmp_path / "run", evaluate=EVALUATE)
-    result = CliRunner().invoke(app, ["gate", "--run", str(tmp_path / "run"), "--baseline",
+    result = CliRunner().invoke(app, ["--run", str(tmp_path / "run"), "--baseline",
                                       str(tmp_path / "run"), "--rules",
                                       str(tmp_path / "gate.yaml")])  # fmt: skip
     assert result.exit_code == 2
-    assert "direction must be one of higher, lower; got 'sideways'" in result.output
+    assert "direction: Input should be 'higher' or 'lower' (got 'sideways')" in result.output
 
 
 def test_cli_update_writes_the_baseline(tmp_path: Path) -> None:
@@ -298,7 +301,7 @@ def test_committed_ci_rules_catch_regressions_beyond_the_noise(
     metric: str, change: float, expected: str
 ) -> None:
     baseline = gate.read_metrics_dir(CI_BASELINE)
-    rules = stages.gate.read_rules(CI_RULES)
+    rules = gate.read_rules(CI_RULES)
     assert gate.passed(gate.compare(baseline, baseline, rules))
     rows = {row.metric: row for row in gate.compare({**baseline, metric: baseline[metric] + change},
                                                     baseline, rules)}  # fmt: skip
@@ -308,7 +311,7 @@ def test_committed_ci_rules_catch_regressions_beyond_the_noise(
 def test_committed_ci_rules_catch_a_missing_metrics_file() -> None:
     baseline = gate.read_metrics_dir(CI_BASELINE)
     run = {name: value for name, value in baseline.items() if not name.startswith("train_fader")}
-    rows = gate.compare(run, baseline, stages.gate.read_rules(CI_RULES))
+    rows = gate.compare(run, baseline, gate.read_rules(CI_RULES))
     missing = {row.metric for row in rows if row.status == gate.MISSING}
     assert "train_fader.json:selected.valid/swap_accuracy/mean" in missing
     assert not gate.passed(rows)

@@ -7,9 +7,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from fader import grids
-from fader.data import to_float
-from fader.model import AutoEncoder, ModelConfig
+from fader.report import grids
+from fader.data.prepared import to_float
+from fader.model.networks import AutoEncoder, ModelConfig
+from tests.conftest import make
 
 S, G = 8, 2  # cell side and gutter of the stub grids
 NAMES = ["A", "B", "C"]
@@ -109,7 +110,7 @@ def test_bad_grid_requests_name_the_problem() -> None:
 
 def test_grids_of_a_real_model() -> None:
     torch.manual_seed(0)
-    model = AutoEncoder(ModelConfig(img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16))
+    model = AutoEncoder(make(ModelConfig, img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16))
     x = torch.rand(3, 3, 32, 32) * 2 - 1
     y = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     grid = grids.interpolation_grid(model, x, y, 0, [0.0, 1.0])

@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fader import inception
+from fader.eval import inception
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_unreachable_url(tmp_path: Path) -> None:
 def test_auto_falls_back_to_conversion(
     converted: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="fader.inception")
+    caplog.set_level(logging.INFO, logger="fader.eval.inception")
     dest = inception.fetch_inception_weights(
         tmp_path / "w.pt", source="auto", progress=False, url=_unreachable_url()
     )
@@ -146,7 +146,7 @@ def test_auto_falls_back_to_conversion(
 def test_cache_is_reused_and_garbage_replaced(
     converted: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="fader.inception")
+    caplog.set_level(logging.INFO, logger="fader.eval.inception")
     # A valid file is used as is, even with source="url" and no network.
     assert inception.fetch_inception_weights(converted, source="url", url=_unreachable_url())
     assert "using cached" in caplog.text

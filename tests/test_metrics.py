@@ -9,7 +9,16 @@ import pytest
 import torch
 from torch import nn
 
-from fader import metrics
+from fader.data.prepared import to_uint8
+from fader.eval import fid, image_metrics
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(image_metrics.psnr_per_image(a, b).mean())
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(image_metrics.ssim_per_image(a, b).mean())
 
 
 def _pattern(b: int = 2, size: int = 32) -> torch.Tensor:
@@ -29,29 +38,14 @@ def _noisy(a: torch.Tensor, sigma: float, seed: int = 0) -> torch.Tensor:
 # --- MSE / RMSE -----------------------------------------------------------------------------------
 
 
-def test_mse_known_values() -> None:
-    x = torch.zeros(2, 3, 4, 4)
-    assert metrics.mse(x, x) == 0.0
-    assert metrics.mse(x, torch.full_like(x, 0.5)) == pytest.approx(0.25)
-    assert metrics.rmse(x, torch.full_like(x, -0.5)) == pytest.approx(0.5)
-    y = x.clone()
-    y[0, 0, 0, 0] = 2.0  # one element of 96: 4 / 96
-    assert metrics.mse(x, y) == pytest.approx(4 / 96)
-    with pytest.raises(ValueError, match="shapes differ"):
-        metrics.mse(x, x[:1])
-
-
-# --- uint8 conversion -----------------------------------------------------------------------------
-
-
 def test_to_uint8_round_trip_and_clamp() -> None:
     u = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16).expand(1, 3, 16, 16)
     x = u.float() / 127.5 - 1.0  # fader.data.to_float
-    assert torch.equal(metrics.to_uint8(x), u)
+    assert torch.equal(to_uint8(x), u)
     edges = torch.tensor([-1.5, -1.0, 0.0, 1.0, 1.5])
-    assert metrics.to_uint8(edges).tolist() == [0, 0, 128, 255, 255]  # 127.5 rounds to even
+    assert to_uint8(edges).tolist() == [0, 0, 128, 255, 255]  # 127.5 rounds to even
     with pytest.raises(TypeError):
-        metrics.to_uint8(u)
+        to_uint8(u)
 
 
 # --- PSNR -----------------------------------------------------------------------------------------
@@ -59,30 +53,20 @@ def test_to_uint8_round_trip_and_clamp() -> None:
 
 def test_psnr_identical_is_cap() -> None:
     a = _pattern()
-    assert metrics.psnr(a, a) == metrics.PSNR_CAP
-    assert math.isfinite(metrics.psnr(a, a))
+    assert psnr(a, a) == image_metrics.PSNR_CAP
+    assert math.isfinite(psnr(a, a))
 
 
 def test_psnr_one_gray_level() -> None:
     a = torch.full((2, 3, 16, 16), 100, dtype=torch.uint8)
     expected = 10 * math.log10(255**2)  # MSE 1
     assert expected == pytest.approx(48.1308, abs=1e-4)
-    assert metrics.psnr(a, a + 1) == pytest.approx(expected, abs=1e-9)
-
-
-def test_psnr_is_mean_of_per_image_values() -> None:
-    a = torch.full((2, 3, 16, 16), 100, dtype=torch.uint8)
-    b = a.clone()
-    b[0] += 1  # image 0: MSE 1; image 1: MSE 4
-    b[1] += 2
-    per_image = metrics.psnr_per_image(a, b)
-    assert per_image.tolist() == pytest.approx([48.1308, 42.1102], abs=1e-4)
-    assert metrics.psnr(a, b) == pytest.approx(float(per_image.mean()))
+    assert psnr(a, a + 1) == pytest.approx(expected, abs=1e-9)
 
 
 def test_psnr_rejects_float() -> None:
     with pytest.raises(TypeError, match="uint8"):
-        metrics.psnr(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4))
+        psnr(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4))
 
 
 # --- SSIM -----------------------------------------------------------------------------------------
@@ -90,7 +74,7 @@ def test_psnr_rejects_float() -> None:
 
 def test_ssim_identical_is_one() -> None:
     a = _pattern()
-    assert metrics.ssim(a, a) == 1.0
+    assert ssim(a, a) == 1.0
 
 
 def test_ssim_constant_images_closed_form() -> None:
@@ -98,7 +82,7 @@ def test_ssim_constant_images_closed_form() -> None:
     a = torch.full((1, 3, 16, 16), 100, dtype=torch.uint8)
     c1 = (0.01 * 255) ** 2
     expected = (2 * 100 * 101 + c1) / (100**2 + 101**2 + c1)
-    assert metrics.ssim(a, a + 1) == pytest.approx(expected, abs=1e-12)
+    assert ssim(a, a + 1) == pytest.approx(expected, abs=1e-12)
 
 
 def test_ssim_matches_skimage_reference() -> None:
@@ -107,12 +91,12 @@ def test_ssim_matches_skimage_reference() -> None:
     # use_sample_covariance=False, data_range=255) gave 0.8320903892978231.
     a = _pattern()
     b = _noisy(a, 20.0)
-    assert metrics.ssim(a, b) == pytest.approx(0.8320903892978231, abs=1e-9)
+    assert ssim(a, b) == pytest.approx(0.8320903892978231, abs=1e-9)
 
 
 def test_ssim_decreases_with_noise() -> None:
     a = _pattern(size=48)
-    values = [metrics.ssim(a, _noisy(a, s)) for s in (2.0, 10.0, 30.0, 80.0)]
+    values = [ssim(a, _noisy(a, s)) for s in (2.0, 10.0, 30.0, 80.0)]
     assert all(x > y for x, y in zip(values, values[1:], strict=False))
     assert 0.0 < values[-1] < values[0] < 1.0
 
@@ -120,7 +104,7 @@ def test_ssim_decreases_with_noise() -> None:
 def test_ssim_too_small() -> None:
     a = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
     with pytest.raises(ValueError, match="11"):
-        metrics.ssim(a, a)
+        ssim(a, a)
 
 
 # --- FID ------------------------------------------------------------------------------------------
@@ -128,24 +112,24 @@ def test_ssim_too_small() -> None:
 
 def test_fid_of_a_set_with_itself_is_zero() -> None:
     acts = np.random.default_rng(0).normal(size=(500, 8))
-    assert metrics.fid_from_activations(acts, acts) == pytest.approx(0.0, abs=1e-6)
+    assert fid.fid_from_activations(acts, acts) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_fid_closed_forms() -> None:
     acts = np.random.default_rng(1).normal(loc=0.5, size=(500, 8))
-    mu, sigma = metrics.frechet_stats(acts)
+    mu, sigma = fid.frechet_stats(acts)
     # Shift by 1 in every dimension: same covariance, FID = ||shift||² = 8.
-    assert metrics.fid_from_activations(acts, acts + 1.0) == pytest.approx(8.0, abs=1e-6)
+    assert fid.fid_from_activations(acts, acts + 1.0) == pytest.approx(8.0, abs=1e-6)
     # Scale by 2: FID = ||μ||² + Tr(Σ + 4Σ - 2·2Σ) = ||μ||² + Tr(Σ).
     expected = float(mu @ mu + np.trace(sigma))
-    assert metrics.fid_from_activations(acts, 2 * acts) == pytest.approx(expected, rel=1e-6)
+    assert fid.fid_from_activations(acts, 2 * acts) == pytest.approx(expected, rel=1e-6)
 
 
 def test_fid_of_different_distributions_is_positive() -> None:
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=(400, 16)), rng.normal(size=(400, 16)) * 1.5
-    same = metrics.fid_from_activations(a, rng.normal(size=(400, 16)))
-    assert metrics.fid_from_activations(a, b) > same > 0.0
+    same = fid.fid_from_activations(a, rng.normal(size=(400, 16)))
+    assert fid.fid_from_activations(a, b) > same > 0.0
 
 
 class _TinyNet(nn.Module):
@@ -165,27 +149,27 @@ class _TinyNet(nn.Module):
 def test_inception_activations_inputs_and_batching() -> None:
     u = _pattern(b=7, size=16)
     net = _TinyNet()
-    from_uint8 = metrics.inception_activations(u, net, batch_size=3)
+    from_uint8 = fid.inception_activations(u, net, batch_size=3)
     assert from_uint8.shape == (7, 8)
     assert [len(x) for x in net.seen] == [3, 3, 1]
     seen = torch.cat(net.seen)
     assert seen.dtype == torch.float32 and torch.equal(seen, u.float() / 255)
     # Float images in [-1, 1], given as uneven batches: same features.
     x = u.float() / 127.5 - 1.0
-    from_float = metrics.inception_activations([x[:2], x[2:7]], net, batch_size=4)
+    from_float = fid.inception_activations([x[:2], x[2:7]], net, batch_size=4)
     np.testing.assert_allclose(from_float, from_uint8, rtol=0, atol=1e-6)
     # A sub-gray-level change vanishes in the uint8 rounding (as in a saved PNG) unless
     # quantize=False, which feeds the float values through.
     jitter = (x + 1e-3).clamp(-1, 1)
-    quantized = metrics.inception_activations(jitter, net, batch_size=7)
-    raw = metrics.inception_activations(jitter, net, batch_size=7, quantize=False)
+    quantized = fid.inception_activations(jitter, net, batch_size=7)
+    raw = fid.inception_activations(jitter, net, batch_size=7, quantize=False)
     np.testing.assert_allclose(quantized, from_uint8, rtol=0, atol=1e-6)  # batch 7 vs 3+3+1
     assert not np.allclose(raw, from_uint8, rtol=0, atol=1e-7)
 
 
 def test_inception_activations_empty() -> None:
     with pytest.raises(ValueError, match="no images"):
-        metrics.inception_activations([], _TinyNet(), batch_size=4)
+        fid.inception_activations([], _TinyNet(), batch_size=4)
 
 
 @pytest.mark.parametrize("n_a, n_b", [(40, 40), (30, 50)])
@@ -196,6 +180,6 @@ def test_fid_with_fewer_images_than_dimensions_matches_pytorch_fid(n_a: int, n_b
     rng = np.random.default_rng(3)
     a = rng.normal(size=(n_a, 64))
     b = rng.normal(loc=0.2, size=(n_b, 64)) * 1.3
-    reference = calculate_frechet_distance(*metrics.frechet_stats(a), *metrics.frechet_stats(b))
-    assert metrics.fid_from_activations(a, b) == pytest.approx(reference, rel=1e-6)
-    assert metrics.fid_from_activations(a, a) == pytest.approx(0.0, abs=1e-8)
+    reference = calculate_frechet_distance(*fid.frechet_stats(a), *fid.frechet_stats(b))
+    assert fid.fid_from_activations(a, b) == pytest.approx(reference, rel=1e-6)
+    assert fid.fid_from_activations(a, a) == pytest.approx(0.0, abs=1e-8)

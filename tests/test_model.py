@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fader.model import (
+from fader.config import build, to_dict
+from fader.model.networks import (
     AttributeClassifier,
     AutoEncoder,
     ClassifierConfig,
@@ -17,12 +18,13 @@ from fader.model import (
     attribute_code,
     count_parameters,
 )
+from tests.conftest import make
 
 # -- parameter counts (PAPER.md, "Official code details"): 256 px, max_fm 512, one attribute ---
 
 
 def test_parameter_counts_paper_shape():
-    cfg = ModelConfig(img_size=256, n_layers=7, init_fm=16, max_fm=512, n_attr=1)
+    cfg = make(ModelConfig, img_size=256, n_layers=7, init_fm=16, max_fm=512, n_attr=1)
     ae = AutoEncoder(cfg)
     assert count_parameters(ae.encoder) == 6_993_072
     assert count_parameters(ae.decoder) == 7_022_912
@@ -31,13 +33,13 @@ def test_parameter_counts_paper_shape():
 
 
 def test_parameter_counts_official_default():
-    cfg = ModelConfig(img_size=256, n_layers=6, init_fm=32, max_fm=512, n_attr=1)
+    cfg = make(ModelConfig, img_size=256, n_layers=6, init_fm=32, max_fm=512, n_attr=1)
     assert count_parameters(AutoEncoder(cfg)) == 14_000_512
     assert count_parameters(LatentDiscriminator(cfg)) == 8_655_362
 
 
 def test_paper_channel_plan():
-    cfg = ModelConfig(img_size=256, n_layers=7, n_attr=1)
+    cfg = make(ModelConfig, img_size=256, n_layers=7, n_attr=1)
     ae = AutoEncoder(cfg)
     assert [b[0].out_channels for b in ae.encoder.blocks] == [16, 32, 64, 128, 256, 512, 512]
     # C512+2n-C512+2n-C256+2n-C128+2n-C64+2n-C32+2n-C16+2n (input channels), n = 1
@@ -53,7 +55,7 @@ def test_paper_channel_plan():
 def tiny(**kw) -> ModelConfig:
     args = dict(img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16)
     args.update(kw)
-    return ModelConfig(**args)
+    return make(ModelConfig, **args)
 
 
 @pytest.mark.parametrize(
@@ -134,7 +136,7 @@ def test_patch_discriminator_shape():
 
 @pytest.mark.parametrize("img_size", [8, 32, 64])
 def test_classifier_shape(img_size):
-    cfg = ClassifierConfig(img_size=img_size, n_attr=3, init_fm=4, max_fm=16, dropout=0.1)
+    cfg = make(ClassifierConfig, img_size=img_size, n_attr=3, init_fm=4, max_fm=16, dropout=0.1)
     clf = AttributeClassifier(cfg)
     assert len(clf.blocks) == cfg.n_layers == {8: 3, 32: 5, 64: 6}[img_size]
     assert clf(torch.rand(2, 3, img_size, img_size)).shape == (2, 3)
@@ -167,26 +169,26 @@ def test_decoder_output_in_range_and_changes_with_alpha():
 
 def test_config_round_trip_and_checkpoint(tmp_path):
     cfg = tiny(n_skip=1, dis_dropout=0.5)
-    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    assert build(ModelConfig, to_dict(cfg), "model") == cfg
     ae = AutoEncoder(cfg).eval()
     path = tmp_path / "ae.pt"
-    torch.save({"config": cfg.to_dict(), "state": ae.state_dict()}, path)
+    torch.save({"config": to_dict(cfg), "state": ae.state_dict()}, path)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    loaded = AutoEncoder(ModelConfig.from_dict(ckpt["config"]))
+    loaded = AutoEncoder(build(ModelConfig, ckpt["config"], "model"))
     loaded.load_state_dict(ckpt["state"])
     loaded.eval()
     x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 2)
     torch.testing.assert_close(loaded(x, y), ae(x, y))
 
-    ccfg = ClassifierConfig(img_size=32, n_attr=2)
-    assert ClassifierConfig.from_dict(ccfg.to_dict()) == ccfg
+    ccfg = make(ClassifierConfig, img_size=32, n_attr=2)
+    assert build(ClassifierConfig, to_dict(ccfg), "classifier") == ccfg
 
 
-def test_from_dict_rejects_unknown_and_missing_keys():
-    with pytest.raises(ValueError, match="unknown ModelConfig keys \\['dropout'\\]"):
-        ModelConfig.from_dict({**tiny().to_dict(), "dropout": 0.1})
-    with pytest.raises(ValueError, match="n_attr"):
-        ModelConfig.from_dict({"img_size": 32, "n_layers": 4})
+def test_build_rejects_unknown_and_missing_keys():
+    with pytest.raises(ValueError, match=r"model: unknown key\(s\) \['dropout'\]; valid keys: \["):
+        build(ModelConfig, {**to_dict(tiny()), "dropout": 0.1}, "model")
+    with pytest.raises(ValueError, match=r"model: missing key\(s\) \['n_attr', 'init_fm', "):
+        build(ModelConfig, {"img_size": 32, "n_layers": 4}, "model")
 
 
 @pytest.mark.parametrize(
@@ -195,13 +197,13 @@ def test_from_dict_rejects_unknown_and_missing_keys():
         (dict(img_size=64, n_layers=7), r"img_size 64 with n_layers 7 leaves a latent of 0.5 px; "
          r"use n_layers <= 6 \(5 keeps the paper's 2x2 latent\)"),
         (dict(img_size=48), "power of two"),
-        (dict(img_size=4, n_layers=1), "img_size must be >= 8"),
-        (dict(img_size=32.0), "img_size must be an int"),
+        (dict(img_size=4, n_layers=1), "img_size must be a power of two >= 8"),
+        (dict(img_size=32.0), r"img_size\s+Input should be a valid integer"),
         (dict(n_layers=0), "n_layers must be >= 1"),
         (dict(n_attr=0), "n_attr must be >= 1"),
         (dict(n_skip=4), r"n_skip must be < n_layers \(4\)"),
         (dict(n_skip=-1), "n_skip must be >= 0"),
-        (dict(dis_dropout=1.0), r"dis_dropout must be a number in \[0, 1\), got 1.0"),
+        (dict(dis_dropout=1.0), r"dis_dropout must be in \[0, 1\), got 1.0"),
         (dict(dis_dropout=-0.1), "dis_dropout"),
         (dict(decoder_dropout=1.5), "decoder_dropout"),
         (dict(init_fm=0), "init_fm must be >= 1"),
@@ -228,4 +230,4 @@ def test_invalid_classifier_config(kw, message):
     args = dict(img_size=32, n_attr=1)
     args.update(kw)
     with pytest.raises(ValueError, match=message):
-        ClassifierConfig(**args)
+        make(ClassifierConfig, **args)

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fader import celeba
-from fader.preprocess import BadImagesError, PreprocessConfig, decode_square, prepare
-from tests.conftest import make_raw_celeba
+from fader.data import celeba
+from fader.data.preprocess import BadImagesError, PreprocessConfig, decode_square, prepare
+from tests.conftest import make, make_raw_celeba
 
 
 def assert_only_green(images: np.ndarray) -> None:
@@ -18,7 +18,7 @@ def assert_only_green(images: np.ndarray) -> None:
 
 def config(**overrides) -> PreprocessConfig:
     values = dict(img_size=32, attributes=("Smiling", "Male"), workers=1)
-    return PreprocessConfig(**{**values, **overrides})
+    return make(PreprocessConfig, **{**values, **overrides})
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -132,7 +132,7 @@ def test_missing_inputs_say_what_to_put_where(tmp_path: Path) -> None:
     "overrides, message",
     [
         ({"img_size": 100}, "img_size"),
-        ({"split": "halves"}, "split must be"),
+        ({"split": "halves"}, r"split\s+Input should be 'official' or 'random'"),
         ({"split_fractions": (0.5, 0.5, 0.5)}, "sum"),
         ({"workers": 0}, "workers"),
     ],

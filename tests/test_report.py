@@ -12,9 +12,12 @@ from typer import Typer
 from typer.testing import CliRunner
 
 import stages.render
-from fader import checkpoint, grids, report
-from fader.model import AutoEncoder, ModelConfig
-from fader.preprocess import PreprocessConfig, prepare
+from fader.config import to_dict
+from fader.model import checkpoint
+from fader.report import curves, grids, page, render
+from fader.model.networks import AutoEncoder, ModelConfig
+from fader.data.preprocess import PreprocessConfig, prepare
+from tests.conftest import make
 
 ATTRS = ("Smiling", "Male")
 
@@ -37,25 +40,25 @@ def write_live(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_read_and_plot_dvclive_curves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     live = write_live(tmp_path, monkeypatch)
-    curves = report.read_curves(live)
-    assert sorted(curves) == ["train_fader/lambda_e", "train_fader/train/recon_loss",
+    read = curves.read_curves(live)
+    assert sorted(read) == ["train_fader/lambda_e", "train_fader/train/recon_loss",
                               "train_fader/valid/swap_accuracy/mean"]  # fmt: skip
-    assert curves["train_fader/train/recon_loss"]["step"].tolist() == [2, 4, 6]
-    assert curves["train_fader/train/recon_loss"]["value"].tolist() == pytest.approx(
+    assert read["train_fader/train/recon_loss"]["step"].tolist() == [2, 4, 6]
+    assert read["train_fader/train/recon_loss"]["value"].tolist() == pytest.approx(
         [0.5, 0.25, 1 / 6])
-    assert sorted(report.read_curves(live / "train_fader" / "plots" / "metrics")) == [
+    assert sorted(curves.read_curves(live / "train_fader" / "plots" / "metrics")) == [
         "lambda_e", "train/recon_loss", "valid/swap_accuracy/mean"]  # fmt: skip
 
-    names = report.plot_curves(live, tmp_path / "curves.png")
+    names = curves.plot_curves(live, tmp_path / "curves.png")
     assert len(names) == 3
     with Image.open(tmp_path / "curves.png") as image:
         assert image.format == "PNG" and image.width > 300
-    picked = report.plot_curves(live, tmp_path / "some.png", ["*/valid/*", "*lambda*"])
+    picked = curves.plot_curves(live, tmp_path / "some.png", ["*/valid/*", "*lambda*"])
     assert picked == ["train_fader/valid/swap_accuracy/mean", "train_fader/lambda_e"]
     with pytest.raises(ValueError, match="no curve matches 'nope'.*train_fader/lambda_e"):
-        report.plot_curves(live, tmp_path / "x.png", ["nope"])
+        curves.plot_curves(live, tmp_path / "x.png", ["nope"])
     with pytest.raises(FileNotFoundError):
-        report.plot_curves(tmp_path / "absent", tmp_path / "x.png")
+        curves.plot_curves(tmp_path / "absent", tmp_path / "x.png")
 
 
 def test_html_report_is_self_contained(tmp_path: Path) -> None:
@@ -64,18 +67,18 @@ def test_html_report_is_self_contained(tmp_path: Path) -> None:
     grids.save_png(tmp_path / "curves.png", np.full((5, 5, 3), 9, np.uint8))
     tables = {"train_fader": {"selected_epoch": 3, "selected": {"valid/recon_mse": 0.012345678}},
               "evaluate": {"fid": 41.3, "names": ["a<b"]}}  # fmt: skip
-    report.write_html_report(tmp_path / "index.html", "Fader <run>", tables,
+    page.write_html_report(tmp_path / "index.html", "Fader <run>", tables,
                              [tmp_path / "curves.png"], [tmp_path / "swaps.png"],
                              captions={"swaps.png": "flips & more"})  # fmt: skip
-    page = (tmp_path / "index.html").read_text()
-    assert "<script" not in page.lower()
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
-    assert "http://" not in page and "https://" not in page
-    assert "<title>Fader &lt;run&gt;</title>" in page
+    html = (tmp_path / "index.html").read_text()
+    assert "<script" not in html.lower()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "http://" not in html and "https://" not in html
+    assert "<title>Fader &lt;run&gt;</title>" in html
     for value in ("selected_epoch", "selected/valid/recon_mse", "0.0123457", "41.3", "a&lt;b",
                   "flips &amp; more"):  # fmt: skip
-        assert value in page
-    uris = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+        assert value in html
+    uris = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert len(uris) == 2
     assert base64.b64decode(uris[1]) == (tmp_path / "swaps.png").read_bytes()
 
@@ -84,10 +87,10 @@ def test_render_stage_writes_the_report_folder(
     raw_celeba: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     prepare(raw_celeba, tmp_path / "prepared",
-            PreprocessConfig(img_size=32, attributes=ATTRS, workers=1), progress=False)
+            make(PreprocessConfig, img_size=32, attributes=ATTRS, workers=1), progress=False)
     torch.manual_seed(0)
-    cfg = ModelConfig(img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16)
-    checkpoint.save(tmp_path / "fader.pt", {"kind": "fader", "config": cfg.to_dict(),
+    cfg = make(ModelConfig, img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16)
+    checkpoint.save(tmp_path / "fader.pt", {"kind": "fader", "config": to_dict(cfg),
                                             "attributes": list(ATTRS),
                                             "state": AutoEncoder(cfg).state_dict()})  # fmt: skip
     (tmp_path / "metrics").mkdir()
@@ -133,4 +136,4 @@ def test_render_stage_writes_the_report_folder(
 ])  # fmt: skip
 def test_bad_render_parameters(values: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        report.RenderConfig(**values)
+        make(render.RenderConfig, **values)

@@ -34,11 +34,13 @@ from click.testing import Result
 from PIL import Image
 from typer.testing import CliRunner
 
-from fader import celeba, checkpoint
-from fader.grids import GUTTER
-from fader.inception import FID_HELPER_PACKAGE, check_state_dict
-from fader.report import interpolation_file, read_curves
-from fader.training import BEST_RECON, BEST_SWAP, LAST
+from fader.data import celeba
+from fader.model import checkpoint
+from fader.report.grids import GUTTER
+from fader.eval.inception import FID_HELPER_PACKAGE, check_state_dict
+from fader.report.curves import read_curves
+from fader.report.render import interpolation_file
+from fader.train.trainer import BEST_RECON, BEST_SWAP, LAST
 from stages.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,7 +273,7 @@ def test_preprocess_packs_the_selected_attributes(pipeline: Pipeline, attributes
 
 
 def test_classifier_checkpoint_and_metrics(pipeline: Pipeline, attributes: list[str]) -> None:
-    _, judged = checkpoint.load_classifier(pipeline.path("train_classifier", "--out"))
+    _, judged = checkpoint.load_network(pipeline.path("train_classifier", "--out"), "classifier")
     assert judged == attributes
     metrics = read_json(pipeline.path("train_classifier", "--metrics"))
     assert set(metrics) == {"test_accuracy", "epochs", "best_valid_accuracy"}
@@ -285,7 +287,7 @@ def test_fader_checkpoints_metrics_and_curves(pipeline: Pipeline, attributes: li
     assert {p.name for p in folder.iterdir()} >= {LAST, BEST_RECON, BEST_SWAP}
     selected = pipeline.path("train_fader", "--out")
     assert selected.read_bytes() == (folder / BEST_SWAP).read_bytes()
-    autoencoder, edited = checkpoint.load_fader(selected)
+    autoencoder, edited = checkpoint.load_network(selected, "fader")
     assert edited == attributes
     x = torch.zeros(1, 3, *[tiny_params()["data"]["img_size"]] * 2)
     assert autoencoder(x, torch.ones(1, len(attributes))).shape == x.shape
@@ -419,7 +421,7 @@ def test_inception_writes_and_then_reuses_the_weights(pipeline: Pipeline, fid_pa
     state = torch.load(inception_weights, map_location="cpu", weights_only=True)
     check_state_dict(state)  # a plain pytorch-fid state dict
     written = inception_weights.read_bytes()
-    caplog.set_level(logging.INFO, logger="fader.inception")
+    caplog.set_level(logging.INFO, logger="fader.eval.inception")
     check_ok(invoke(*pipeline.command("inception", fid_params.parent, fid_params,
                                       out=inception_weights)))  # fmt: skip
     assert "using cached" in caplog.text
@@ -519,7 +521,7 @@ def test_rerun_resumes_instead_of_retraining(pipeline: Pipeline, tmp_path: Path,
                                              caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
     """A second `fader train` with the same params finds the finished run in its checkpoints."""
     out = tmp_path / "out"
-    caplog.set_level(logging.INFO, logger="fader.training")
+    caplog.set_level(logging.INFO, logger="fader.train.trainer")
     check_ok(retrain(pipeline, out))
 
     n_epochs = tiny_params()["train_fader"]["n_epochs"]

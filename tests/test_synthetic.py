@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fader import celeba, synthetic
+from fader.data import celeba
+from fader.data.sources import synthetic
 
 N = 40  # 32 train, 4 valid, 4 test
 

@@ -4,31 +4,32 @@ from pathlib import Path
 import pytest
 import torch
 
-from fader import checkpoint
-from fader.data import PreparedDataset
-from fader.model import AttributeClassifier, ClassifierConfig, ModelConfig
-from fader.preprocess import PreprocessConfig, prepare
-from fader.training import (
-    BEST_RECON, BEST_SWAP, LAST, FaderNetworks, TrainConfig, autoencoder_step, lambda_e,
-    train_fader,
-)  # fmt: skip
+from fader.model import checkpoint
+from fader.data.prepared import PreparedDataset
+from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
+from fader.data.preprocess import PreprocessConfig, prepare
+from fader.train.config import TrainConfig
+from fader.train.losses import lambda_e
+from fader.train.steps import FaderNetworks, autoencoder_step
+from fader.train.trainer import BEST_RECON, BEST_SWAP, LAST, train_fader
+from tests.conftest import make
 
 ATTRS = ("Smiling", "Male")
-MODEL = ModelConfig(img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16)
-CONFIG = TrainConfig(batch_size=4, epoch_size=16, n_epochs=2, lambda_max=0.01,
+MODEL = make(ModelConfig, img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16)
+CONFIG = make(TrainConfig, batch_size=4, epoch_size=16, n_epochs=2, lambda_max=0.01,
                      lambda_schedule=6, log_every=2, device="cpu")  # fmt: skip
 
 
 @pytest.fixture
 def prepared(raw_celeba: Path, tmp_path: Path) -> Path:
-    config = PreprocessConfig(img_size=32, attributes=ATTRS, workers=1)
+    config = make(PreprocessConfig, img_size=32, attributes=ATTRS, workers=1)
     prepare(raw_celeba, tmp_path / "prepared", config, progress=False)
     return tmp_path / "prepared"
 
 
 def judge() -> AttributeClassifier:
     torch.manual_seed(123)
-    return AttributeClassifier(ClassifierConfig(img_size=32, n_attr=2, init_fm=4, max_fm=8))
+    return AttributeClassifier(make(ClassifierConfig, img_size=32, n_attr=2, init_fm=4, max_fm=8))
 
 
 def run(prepared: Path, ckpt: Path, config: TrainConfig = CONFIG, logger=None) -> dict:
@@ -60,7 +61,7 @@ def test_training_writes_checkpoints_and_logs(prepared: Path, tmp_path: Path) ->
     assert [r["epoch"] for r in result["history"]] == [1, 2]
     for name in (LAST, BEST_RECON, BEST_SWAP):
         assert (tmp_path / "ckpt" / name).is_file()
-    autoencoder, attributes = checkpoint.load_fader(tmp_path / "ckpt" / BEST_SWAP)
+    autoencoder, attributes = checkpoint.load_network(tmp_path / "ckpt" / BEST_SWAP, "fader")
     assert attributes == list(ATTRS)
     assert autoencoder(torch.zeros(1, 3, 32, 32), torch.ones(1, 2)).shape == (1, 3, 32, 32)
     steps = [s for s, m in logged if "train/recon_loss" in m]
@@ -104,15 +105,15 @@ def test_more_epochs_continue_and_other_settings_restart(prepared: Path, tmp_pat
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"lambda_max": -1.0}, "lambda_max must be >= 0"),
-        ({"recon_loss": "l3"}, "recon_loss must be one of"),
+        ({"lambda_max": -1.0}, r"lambda_max\s+Input should be greater than or equal to 0"),
+        ({"recon_loss": "l3"}, r"recon_loss\s+Input should be 'mse', 'mae' or 'huber'"),
         ({"batch_size": 0}, "batch_size"),
         ({"lambda_schedule": -5}, "lambda_schedule"),
     ],
 )
 def test_bad_training_parameters(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        TrainConfig(**overrides)
+        make(TrainConfig, **overrides)
 
 
 @pytest.mark.parametrize("loss", ["mae", "huber"])

@@ -26,7 +26,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from fader import celeba, io
+from fader import io
+from fader.data import celeba
+from fader.data.prepared import to_uint8
 
 GUTTER = 2  # px of white between cells
 WHITE = 255
@@ -46,11 +48,10 @@ def fixed_indices(n_images: int, count: int, seed: int) -> np.ndarray:
 def to_uint8_image(x: torch.Tensor) -> np.ndarray:
     """[-1, 1] float (3, H, W) → (H, W, 3) uint8; also (B, 3, H, W) → (B, H, W, 3), and so on.
 
-    round((x + 1) * 127.5), clamped to [0, 255]: the exact inverse of `fader.data.to_float`.
+    `fader.data.prepared.to_uint8`, channels last, as a NumPy array for Pillow.
     """
     assert x.ndim >= 3 and x.shape[-3] == 3, f"expected (..., 3, H, W), got {tuple(x.shape)}"
-    pixels = ((x.detach().float().cpu() + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
-    return pixels.movedim(-3, -1).numpy()  # (..., 3, H, W) → (..., H, W, 3)
+    return to_uint8(x.detach().cpu()).movedim(-3, -1).numpy()  # (..., 3, H, W) → (..., H, W, 3)
 
 
 def tile(cells: np.ndarray, gutter: int = GUTTER) -> np.ndarray:

@@ -65,10 +65,8 @@ equal a set of `k` images.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import multiprocessing
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -77,9 +75,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
-from tqdm import tqdm
 
-from fader import celeba, io
+from fader import io, parallel
+from fader.data import celeba
 
 log = logging.getLogger(__name__)
 
@@ -241,19 +239,9 @@ def generate(
             (image_dir, seed, first, drawn[first : first + _CHUNK])
             for first in range(0, n_images, _CHUNK)
         ]
-        with contextlib.ExitStack() as stack:
-            bar = stack.enter_context(
-                tqdm(total=n_images, unit="img", disable=not progress, desc="synthetic")
-            )
-            if workers > 1:
-                # fork is cheap; each worker writes its own files and returns only a count
-                method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-                pool = stack.enter_context(multiprocessing.get_context(method).Pool(workers))
-                results = pool.imap(_render_chunk, tasks)
-            else:
-                results = map(_render_chunk, tasks)
-            for count in results:
-                bar.update(count)
+        for _ in parallel.imap_with_progress(_render_chunk, tasks, workers, n_images,
+                                             "synthetic", progress):  # fmt: skip
+            pass  # each worker writes its own files
         celeba.write_attributes(tmp / celeba.ATTR_FILE, labels)
         celeba.write_partition(tmp / celeba.PARTITION_FILE, partition(labels.index))
     frequencies = ", ".join(f"{name} {(labels[name] > 0).mean():.0%}" for name in DRAWN_ATTRIBUTES)
@@ -762,7 +750,7 @@ def _light_and_noise(pixels: np.ndarray, face: Face, g: Layout) -> np.ndarray:
     return work.astype(np.uint8).reshape(HEIGHT, WIDTH, 3)
 
 
-def _render_chunk(task: tuple[Path, int, int, np.ndarray]) -> int:
+def _render_chunk(task: tuple[Path, int, int, np.ndarray]) -> tuple[None, int]:
     """Render and save images `first + 1 ...` (1-based file numbers) from their attribute rows."""
     image_dir, seed, first, drawn = task
     for offset, row in enumerate(drawn):
@@ -770,5 +758,5 @@ def _render_chunk(task: tuple[Path, int, int, np.ndarray]) -> int:
         rng = np.random.default_rng(np.random.SeedSequence([seed, number]))
         face = sample_face(dict(zip(DRAWN_ATTRIBUTES, row)), rng)
         render(face).save(image_dir / f"{number:06d}.jpg", format="JPEG", quality=JPEG_QUALITY)
-    return len(drawn)
+    return None, len(drawn)
 

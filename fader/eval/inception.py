@@ -38,13 +38,15 @@ import urllib.request
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from fader import io
-from fader.compat import import_torchvision
+from fader.config import config
+from fader.eval.compat import import_torchvision
 
 # pytorch_fid.inception imports torchvision itself, so the workaround must run first.
 torchvision = import_torchvision()
@@ -73,6 +75,13 @@ FC_KEYS = frozenset({"fc.weight", "fc.bias"})
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,})\.[^.]+$")  # torch.hub's convention, anchored at end
 _CHUNK = 1 << 20
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
+
+
+@config
+class InceptionConfig:
+    """Where the weights come from (params.yaml, section `inception`); see `fetch_inception_weights`."""
+
+    source: Literal["auto", "url", "fid-helper"]
 
 
 class WeightsUnavailableError(ConnectionError):

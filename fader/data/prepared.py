@@ -17,8 +17,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from fader import celeba
-from fader.preprocess import IMAGES_FILE, META_FILE, TABLE_FILE
+from fader.data import celeba
+from fader.data.preprocess import IMAGES_FILE, META_FILE, TABLE_FILE
 
 
 def to_float(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -27,12 +27,22 @@ def to_float(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x.div_(127.5).sub_(1.0)
 
 
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] → uint8 in [0, 255] (same layout): `round((x + 1) * 127.5)`, clamped.
+
+    The inverse of `to_float` (x / 127.5 - 1), so uint8 → float → uint8 is exact; this is what a
+    lossless PNG of `x` holds. `torch.round` rounds halves to even.
+    """
+    if not x.is_floating_point():
+        raise TypeError(f"to_uint8 expects a float tensor in [-1, 1], got {x.dtype}")
+    return ((x.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
 class PreparedDataset(Dataset):
     """One split of a prepared folder: items are (image (3, H, W) in [-1, 1], attributes (n,)).
 
     Attributes are float 0/1 in the order of `attributes` (default: all prepared ones).
-    `__getitems__` serves a whole batch with a single read, which `DataLoader` uses
-    automatically; `batch()` does the same for samplers that draw their own indices.
+    `batch()` serves a whole batch of positions with a single read.
     """
 
     def __init__(
@@ -78,10 +88,6 @@ class PreparedDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.batch([index])
         return x[0], y[0]
-
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        x, y = self.batch(indices)
-        return list(zip(x, y))
 
     def batch(
         self, indices: Sequence[int] | np.ndarray, generator: torch.Generator | None = None

@@ -1,81 +1,44 @@
-"""Judging attribute swaps with the attribute classifier (Section 4; later editors' protocol).
+"""The evaluate stage: reconstruction, swaps and naturalness (FID) on the test split.
 
-A swap flips one attribute of an image, `y_i -> 1 - y_i`, decodes E(x) with the new code and
-asks the classifier trained on real images whether it sees the new value.
+PAPER.md, "Results to compare against" and "Evaluation protocol used by later editors". FID
+needs pytorch-fid, imported only when FID is asked for (`fader.eval.fid`), so that importing
+this module for the rest does not pull it in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from fader import metrics
-from fader.data import PreparedDataset
+from fader.config import AtLeastOne, NonNegativeInt, config
+from fader.data.prepared import PreparedDataset, to_uint8
+from fader.eval import image_metrics
+from fader.eval.swaps import flip_attribute
 
 
-def flip_attribute(y: torch.Tensor, index: int, alpha: float = 1.0) -> torch.Tensor:
-    """y with attribute `index` swapped: 0 -> alpha, 1 -> 1 - alpha (alpha 1: the plain flip).
-
-    With alpha > 1 the swap is pushed past the other value (e.g. 2: 0 -> 2, 1 -> -1), the
-    "2x intensity" of the editing protocol.
-    """
-    swapped = y.clone()
-    swapped[:, index] = torch.where(y[:, index] > 0.5, 1.0 - alpha, alpha)
-    return swapped
-
-
-@torch.no_grad()
-def swap_accuracy(
-    autoencoder: nn.Module,
-    classifier: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    attributes: Sequence[str],
-    alpha: float = 1.0,
-) -> dict[str, float]:
-    """Per attribute: the share of images whose flipped attribute the classifier recognises."""
-    features = autoencoder.encode(x)
-    accuracy = {}
-    for i, name in enumerate(attributes):
-        x_swap = autoencoder.decode(features, flip_attribute(y, i, alpha))
-        predicted = classifier(x_swap)[:, i] > 0
-        accuracy[name] = (predicted == (y[:, i] < 0.5)).float().mean().item()
-    return accuracy
-
-
-# ---------------------------------------------------------------------------------------------
-# The evaluate stage: reconstruction, swaps, naturalness (FID) on the test split
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
+@config
 class EvaluateConfig:
     """Settings of `evaluate()` (params.yaml, section `evaluate`)."""
 
-    n_images: int = 0  # test images for reconstruction and accuracy; 0 = the whole split
-    fid_images: int = 500  # test images in each FID set (real, reconstructions, swaps)
-    alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
-    intensity: float = 2.0  # the "2x intensity" swap of the editing protocol
-    batch_size: int = 100
-    device: str = "auto"
+    n_images: NonNegativeInt  # test images for reconstruction and accuracy; 0 = the whole split
+    fid_images: NonNegativeInt  # test images in each FID set (real, reconstructions, swaps)
+    alphas: tuple[float, ...]  # the swap-accuracy curve; must hold 1 and `intensity`
+    intensity: float  # the "2x intensity" swap of the editing protocol
+    batch_size: AtLeastOne
+    device: str  # auto | cpu | cuda | cuda:N
 
     def __post_init__(self) -> None:
-        if self.n_images < 0:
-            raise ValueError(f"n_images must be >= 0, got {self.n_images}")
-        if self.fid_images < 0 or self.fid_images == 1 or self.fid_images % 2:
+        if self.fid_images == 1 or self.fid_images % 2:
             raise ValueError(
                 f"fid_images must be 0 (no FID) or an even number >= 2 (the real-vs-real floor "
                 f"compares two halves), got {self.fid_images}"
             )
         if not self.alphas:
             raise ValueError("alphas must list at least one value")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
 @torch.no_grad()
@@ -128,7 +91,7 @@ def evaluate(
         "reconstruction": {"mse": mse, "rmse": mse**0.5, "psnr": means["psnr"].item(),
                            "ssim": means["ssim"].item(),
                            "note": "MSE/RMSE on images in [-1, 1]; PSNR/SSIM on uint8; "
-                                   f"PSNR capped at {metrics.PSNR_CAP:g} dB"},
+                                   f"PSNR capped at {image_metrics.PSNR_CAP:g} dB"},
         "attributes": per_attribute,
         "mean": {key: float(np.mean([scores[key] for scores in per_attribute.values()]))
                  for key in per_attribute[names[0]]},
@@ -167,12 +130,12 @@ def _judge_batch(
     truth = y > 0.5
     features = autoencoder.encode(x)
     x_hat = autoencoder.decode(features, y)
-    recon_uint8, real_uint8 = metrics.to_uint8(x_hat), metrics.to_uint8(x)
+    recon_uint8, real_uint8 = to_uint8(x_hat), to_uint8(x)
     recon_verdict = classifier(x_hat) > 0
     sums = {
         "mse": ((x_hat - x) ** 2).flatten(1).mean(1).sum(),
-        "psnr": metrics.psnr_per_image(recon_uint8, real_uint8).sum(),
-        "ssim": metrics.ssim_per_image(recon_uint8, real_uint8).sum(),
+        "psnr": image_metrics.psnr_per_image(recon_uint8, real_uint8).sum(),
+        "ssim": image_metrics.ssim_per_image(recon_uint8, real_uint8).sum(),
         "real_hits": ((classifier(x) > 0) == truth).float().sum(0),
         "reconstruction_hits": (recon_verdict == truth).float().sum(0),
         "swap_hits": torch.zeros(len(alphas), n_attr),
@@ -211,12 +174,14 @@ def _fid(
     device: torch.device | str,
 ) -> dict[str, Any]:
     """FID of real halves (the floor), reconstructions and each attribute's swaps vs real."""
+    from fader.eval import fid as fid_metrics  # pytorch-fid, only when FID is asked for
+
     count = min(config.fid_images, len(test))
     count -= count % 2
 
     def activations(edit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> np.ndarray:
         images = (edit(x, y).cpu() for x, y in _batches(test, count, config.batch_size, device))
-        return metrics.inception_activations(images, inception, config.batch_size, device)
+        return fid_metrics.inception_activations(images, inception, config.batch_size, device)
 
     def recode(y_new: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
         return lambda x, y: autoencoder.decode(autoencoder.encode(x), y_new(y))
@@ -225,12 +190,12 @@ def _fid(
     fid: dict[str, Any] = {
         "images": count,
         "real_vs_real_images": count // 2,
-        "real_vs_real": metrics.fid_from_activations(real[: count // 2], real[count // 2 :]),
-        "reconstruction": metrics.fid_from_activations(activations(recode(lambda y: y)), real),
+        "real_vs_real": fid_metrics.fid_from_activations(real[: count // 2], real[count // 2 :]),
+        "reconstruction": fid_metrics.fid_from_activations(activations(recode(lambda y: y)), real),
     }
     for i, name in enumerate(names):
         swapped = activations(recode(lambda y, i=i: flip_attribute(y, i)))
-        fid[f"swap/{name}"] = metrics.fid_from_activations(swapped, real)
+        fid[f"swap/{name}"] = fid_metrics.fid_from_activations(swapped, real)
     return fid
 
 

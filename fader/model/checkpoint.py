@@ -12,9 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from fader import io
-from fader.model import AttributeClassifier, AutoEncoder, ClassifierConfig, ModelConfig
+from fader import config, io
+from fader.model.networks import AttributeClassifier, AutoEncoder, ClassifierConfig, ModelConfig
+
+#: What a trained network's checkpoint `kind` rebuilds: its config class and its network class.
+NETWORKS: dict[str, tuple[type, type[nn.Module]]] = {
+    "fader": (ModelConfig, AutoEncoder),  # written by `fader train`
+    "classifier": (ClassifierConfig, AttributeClassifier),  # written by `fader train-classifier`
+}
 
 
 class CheckpointError(ValueError):
@@ -27,8 +34,9 @@ def save(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def load(path: str | os.PathLike[str], kind: str, map_location: str | torch.device = "cpu"
-         ) -> dict[str, Any]:  # fmt: skip
+def load(
+    path: str | os.PathLike[str], kind: str, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Read a checkpoint saved by `save()` whose `kind` entry is `kind`, with clear errors."""
     path = Path(path)
     if not path.is_file():
@@ -43,19 +51,19 @@ def load(path: str | os.PathLike[str], kind: str, map_location: str | torch.devi
     return payload
 
 
-def load_classifier(path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
-                    ) -> tuple[AttributeClassifier, list[str]]:  # fmt: skip
-    """The evaluation classifier saved by `fader train-classifier` (eval mode) and its attributes."""
-    saved = load(path, "classifier", map_location)
-    classifier = AttributeClassifier(ClassifierConfig.from_dict(saved["config"]))
-    classifier.load_state_dict(saved["state"])
-    return classifier.eval(), list(saved["attributes"])
+def network_payload(kind: str, net: nn.Module, attributes: list[str], **extra: Any) -> dict:
+    """A trained network on its own: its weights, the config that builds it, its attributes."""
+    return {"kind": kind, "config": config.to_dict(net.cfg), "attributes": list(attributes),
+            "state": net.state_dict(), **extra}
 
 
-def load_fader(path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
-               ) -> tuple[AutoEncoder, list[str]]:  # fmt: skip
-    """A trained Fader autoencoder saved by `fader train` (eval mode) and its attributes."""
-    saved = load(path, "fader", map_location)
-    autoencoder = AutoEncoder(ModelConfig.from_dict(saved["config"]))
-    autoencoder.load_state_dict(saved["state"])
-    return autoencoder.eval(), list(saved["attributes"])
+def load_network(
+    path: str | os.PathLike[str], kind: str, map_location: str | torch.device = "cpu"
+) -> tuple[Any, list[str]]:
+    """The network saved as `kind` (see NETWORKS), in eval mode, and its attribute names."""
+    config_class, network_class = NETWORKS[kind]
+    saved = load(path, kind, map_location)
+    cfg = config.build(config_class, saved["config"], f"{path}: config")
+    net = network_class(cfg)
+    net.load_state_dict(saved["state"])
+    return net.eval(), list(saved["attributes"])

@@ -2,7 +2,7 @@
 
 Section 5 of the paper: crop the aligned 178x218 images to the centred 178x178 square (the
 official code keeps rows 20..198), resize to 256x256 (here `img_size`), normalise to [-1, 1]
-(done at load time, see `fader.data`). Unlike the official code, which holds the whole resized
+(done at load time, see `fader.data.prepared`). Unlike the official code, which holds the whole resized
 dataset in RAM (~40 GB at 256 px), workers decode images independently and write their rows
 straight into the output file with `pwrite`, so peak memory does not grow with the dataset.
 
@@ -14,57 +14,49 @@ Output folder (written atomically):
 
 from __future__ import annotations
 
-import contextlib
 import io as _io
 import logging
-import multiprocessing
 import os
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
 
-from fader import celeba, io
+from fader import io, parallel
+from fader.config import AtLeastOne, NonNegativeInt, Positive, config
+from fader.data import celeba
 
 log = logging.getLogger(__name__)
 
 IMAGES_FILE = "images.npy"
 TABLE_FILE = "attributes.csv"
 META_FILE = "meta.json"
-IMG_SIZES = (32, 64, 128, 256)
-SPLIT_METHODS = ("official", "random")
+ImgSize = Literal[32, 64, 128, 256]
+IMG_SIZES: tuple[int, ...] = get_args(ImgSize)
 _CHUNK = 64  # images per worker task: large enough to amortise IPC, small enough for a smooth bar
 
 
-@dataclass(frozen=True)
+@config
 class PreprocessConfig:
     """What `prepare()` selects and how it resizes (params.yaml, section `data`)."""
 
-    img_size: int
-    attributes: tuple[str, ...]
-    split: str = "official"
-    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 0
-    skip_bad: bool = False
-    workers: int = 2
+    img_size: ImgSize  # the paper: 256
+    attributes: tuple[str, ...]  # CelebA names
+    split: Literal["official", "random"]  # list_eval_partition.txt, or seeded fractions
+    split_fractions: tuple[Positive, Positive, Positive]  # train, valid, test for `random`
+    seed: NonNegativeInt
+    skip_bad: bool  # leave unreadable images out (counted) instead of failing
+    workers: AtLeastOne
 
     def __post_init__(self) -> None:
-        if self.img_size not in IMG_SIZES:
-            raise ValueError(f"img_size must be one of {IMG_SIZES}, got {self.img_size}")
-        if self.split not in SPLIT_METHODS:
-            raise ValueError(f"split must be one of {SPLIT_METHODS}, got {self.split!r}")
-        fractions = self.split_fractions
-        if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
+        if abs(sum(self.split_fractions) - 1) > 1e-6:
             raise ValueError(
-                f"split_fractions must be three positive numbers (train, valid, test) summing "
-                f"to 1, got {list(fractions)}"
+                f"split_fractions must sum to 1 (train, valid, test), got "
+                f"{list(self.split_fractions)}"
             )
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
 
 
 class BadImagesError(RuntimeError):
@@ -225,22 +217,9 @@ def _decode_all(
         (raw_dir, images_path, offset, start, names[start : start + _CHUNK], config.img_size)
         for start in range(0, len(names), _CHUNK)
     ]
-    bad: list[tuple[str, str]] = []
-    with contextlib.ExitStack() as stack:
-        bar = stack.enter_context(
-            tqdm(total=len(names), unit="img", disable=not progress, desc="preprocess")
-        )
-        if config.workers > 1:
-            # fork is cheap and the workers only read inputs and pwrite disjoint rows
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            pool = stack.enter_context(multiprocessing.get_context(method).Pool(config.workers))
-            results = pool.imap(_decode_chunk, tasks)
-        else:
-            results = map(_decode_chunk, tasks)
-        for chunk_bad, count in results:
-            bad.extend(chunk_bad)
-            bar.update(count)
-    return bad
+    chunks = parallel.imap_with_progress(_decode_chunk, tasks, config.workers, len(names),
+                                         "preprocess", progress)  # fmt: skip
+    return [failure for chunk in chunks for failure in chunk]
 
 
 _SOURCES: dict[Path, ImageSource] = {}  # per worker process: one open zip per raw folder

@@ -1,5 +1,13 @@
 """Metric regression gate: a run's metrics JSON files against a committed baseline.
 
+    python .ci/gate.py --run metrics --baseline baselines --rules gate.yaml
+    python .ci/gate.py --run metrics --baseline baselines --rules gate.yaml --update
+
+Exit status 0: every covered metric passes; 1: one failed or went missing; 2: bad options, rules
+or metrics files. `--update` is how new numbers are accepted on purpose: it copies the run's
+metrics files that the rules cover into the baseline folder (commit them), provided the run
+passes its own absolute bounds.
+
 `dvc metrics diff` shows what changed but exits 0 whatever the numbers do, even when a metric
 disappears. The gate turns a few rules into a verdict: each metric the rules cover must exist in
 the run, must not have got worse by more than its tolerance, and must stay inside its absolute
@@ -11,7 +19,7 @@ with ".", and the file name comes first, after a ":", e.g.
 lists, null and bools are skipped, and so is a file whose top level is not an object (such as a
 list of plot rows).
 
-Rules file (YAML; `stages/gate.py` reads it and hands the mapping to `parse_rules()`):
+Rules file (YAML; `read_rules()`):
 
     rules:                        # checked in order; the first rule matching a metric wins
       - metric: "evaluate.json:attributes.*.swap_accuracy"   # fnmatch pattern over names
@@ -35,49 +43,43 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import typer
+import yaml
 
 from fader import io
+from fader.config import ConfigError, NonNegative, build, config
+from fader.report.page import flatten
 
-DIRECTIONS = ("higher", "lower")
+log = logging.getLogger("gate")
+
 PASS, FAIL, MISSING = "PASS", "FAIL", "MISSING"
-_REQUIRED = ("metric", "direction")
-_OPTIONAL = ("max_worsening", "abs_tolerance", "min", "max")
 # Relative slack for float rounding, so that a change of exactly the limit passes
 # (0.9 * 0.95 is 0.855 on paper, but 0.9 - 0.855 > 0.05 * 0.9 in binary).
 _SLACK = 1e-9
 
 
-@dataclass(frozen=True)
+@config
 class Rule:
     """What one rules-file entry allows the metrics it matches."""
 
     metric: str  # fnmatch pattern over "<file>:<dotted.key>"
-    direction: str  # "higher" or "lower": which way is better
-    max_worsening: float = 0.0  # relative to the baseline's magnitude
-    abs_tolerance: float = 0.0  # in the metric's units
+    direction: Literal["higher", "lower"]  # which way is better
+    max_worsening: NonNegative = 0.0  # relative to the baseline's magnitude
+    abs_tolerance: NonNegative = 0.0  # in the metric's units
     min: float | None = None
     max: float | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.metric, str) or not self.metric:
-            raise ValueError(f"metric must be a non-empty pattern, got {self.metric!r}")
-        if self.direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; "
-                             f"got {self.direction!r}")  # fmt: skip
-        for name in ("max_worsening", "abs_tolerance"):
-            value = getattr(self, name)
-            if not _is_number(value) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        for name in ("min", "max"):
-            value = getattr(self, name)
-            if value is not None and (not _is_number(value) or not math.isfinite(value)):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if not self.metric:
+            raise ValueError("metric must be a non-empty pattern")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is above max ({self.max})")
 
@@ -130,30 +132,16 @@ def parse_rules(data: Any, source: str) -> list[Rule]:
 
 
 def _parse_rule(entry: Any, where: str) -> Rule:
-    if not isinstance(entry, Mapping):
-        raise ValueError(f"{where}: expected a mapping, got {entry!r}")
-    unknown = sorted(map(str, set(entry) - set(_REQUIRED) - set(_OPTIONAL)))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; valid: {[*_REQUIRED, *_OPTIONAL]}")
-    missing = [key for key in _REQUIRED if key not in entry]
-    if missing:
-        raise ValueError(f"{where}: missing key(s) {missing}")
     try:
-        return Rule(**entry)
-    except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
+        return build(Rule, entry, where)
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+def numeric_leaves(tree: Mapping[str, Any]) -> dict[str, float]:
     """The numeric leaves of nested dicts, keyed by their "."-joined path."""
-    flat: dict[str, float] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat |= flatten(value, name + ".")
-        elif _is_number(value):
-            flat[name] = float(value)
-    return flat
+    return {key: float(value) for key, value in flatten(tree, sep=".").items()
+            if _is_number(value)}  # fmt: skip
 
 
 def read_metrics_file(path: str | os.PathLike[str]) -> dict[str, float]:
@@ -165,7 +153,7 @@ def read_metrics_file(path: str | os.PathLike[str]) -> dict[str, float]:
         raise ValueError(f"{path} is not valid JSON: {error}") from None
     if not isinstance(tree, Mapping):
         return {}
-    return {f"{path.name}:{key}": value for key, value in flatten(tree).items()}
+    return {f"{path.name}:{key}": value for key, value in numeric_leaves(tree).items()}
 
 
 def metrics_files(folder: str | os.PathLike[str]) -> list[Path]:
@@ -309,3 +297,60 @@ def _number(value: float | None) -> str:
 
 def _is_number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float)
+
+
+# -----------------------------------------------------------------------------------------------
+# Command line
+
+
+def read_rules(path: Path) -> list[Rule]:
+    """The rules of a YAML rules file, with a clear error when absent, malformed or invalid."""
+    if not path.is_file():
+        raise FileNotFoundError(f"rules file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: malformed YAML: {error}") from None
+    return parse_rules(data, str(path))
+
+
+def main(
+    run: Path = typer.Option(..., exists=True, file_okay=False, help="Run's metrics folder."),
+    baseline: Path = typer.Option(..., file_okay=False, help="Baseline metrics folder."),
+    rules: Path = typer.Option(..., help="Rules file (YAML)."),
+    update: bool = typer.Option(
+        False, "--update", help="Accept the run: copy its covered files to the baseline."
+    ),
+) -> None:
+    """Compare the run's metrics with the baseline; exit 1 if one got worse or went missing."""
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    try:
+        checks = read_rules(rules)
+        current = read_metrics_dir(run)
+        if update:
+            _update(run, baseline, checks, current)
+        rows = compare(current, read_metrics_dir(baseline), checks)
+    except (FileNotFoundError, ValueError) as error:
+        raise typer.BadParameter(str(error)) from None
+    _report(rows)
+
+
+def _update(run: Path, baseline: Path, rules: list[Rule], current: dict[str, float]) -> None:
+    # Judged as its own baseline, the run can only fail its absolute bounds.
+    rows = compare(current, current, rules)
+    if not passed(rows):
+        typer.echo("baseline not updated: the run fails the rules even as its own baseline")
+        _report(rows)
+    for path in update_baseline(run, baseline, rules):
+        log.info("baseline updated: %s", path)
+
+
+def _report(rows: list[Row]) -> None:
+    typer.echo(format_table(rows))
+    typer.echo(summary(rows))
+    if not passed(rows):
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -41,7 +41,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from fader import celeba, io
+from fader import io
+from fader.data import celeba
 
 logger = logging.getLogger(__name__)
 

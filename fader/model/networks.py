@@ -35,14 +35,13 @@ autoencoder 14,015,984 and latent discriminator 4,459,522 for the paper's shape;
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Self
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+
+from fader.config import config
 
 IMG_CHANNELS = 3  # RGB
 HIDDEN_DIM = 512  # "a fully-connected neural network of two layers of size 512 and n" (Sec. 4)
@@ -53,80 +52,65 @@ LEAKY_SLOPE = 0.2  # "leaky-ReLUs with a slope of 0.2 in the encoder" (Sec. 4)
 # Configs
 
 
-class _DictConfig:
-    """to_dict()/from_dict() for the frozen config dataclasses (checkpoints store the dict)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys {unknown}; valid keys: {sorted(names)}")
-        try:
-            return cls(**d)
-        except TypeError as e:  # a required key is missing
-            raise ValueError(f"cannot build {cls.__name__} from {dict(d)}: {e}") from None
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an int, got {value!r}")
+def _check_min(name: str, value: int, minimum: int) -> None:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
-def _check_img_size(img_size: Any) -> None:
-    _check_int("img_size", img_size, 8)
-    if img_size & (img_size - 1):
+def _check_img_size(img_size: int) -> None:
+    if img_size < 8 or img_size & (img_size - 1):
         raise ValueError(
             f"img_size must be a power of two >= 8 (e.g. 32, 64, 128, 256), got {img_size}"
         )
 
 
-def _check_dropout(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+def _check_dropout(name: str, value: float) -> None:
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
 
-def _check_fm(init_fm: Any, max_fm: Any) -> None:
-    _check_int("init_fm", init_fm, 1)
-    _check_int("max_fm", max_fm, 1)
+def _check_fm(init_fm: int, max_fm: int) -> None:
+    _check_min("init_fm", init_fm, 1)
+    _check_min("max_fm", max_fm, 1)
     if max_fm < init_fm:
         raise ValueError(f"max_fm ({max_fm}) must be >= init_fm ({init_fm})")
 
 
-@dataclass(frozen=True)
-class ModelConfig(_DictConfig):
-    """Shape of the autoencoder and its discriminators.
+def _channels(init_fm: int, max_fm: int, i: int) -> int:
+    """Output channels of encoder-style block i (0-based): init_fm doubled i times, capped."""
+    return min(init_fm * 2**i, max_fm)
 
-    The paper's network is `ModelConfig(img_size=256, n_layers=7, n_attr=n)`; the official
-    code's default is `n_layers=6, init_fm=32` (a 4x4 latent). Keep the latent at 2x2 for smaller
-    images by using `n_layers = log2(img_size) - 1` (5 at 64 px).
+
+@config
+class ModelConfig:
+    """Shape of the autoencoder and its discriminators (params.yaml `model`, plus the data's size).
+
+    The paper's network is img_size 256, n_layers 7, init_fm 16, max_fm 512 ("C16 - ... -
+    C512"), dis_dropout 0.3, no skips; the official code's default is n_layers 6, init_fm 32
+    (a 4x4 latent). Keep the latent at 2x2 for smaller images with
+    `n_layers = log2(img_size) - 1` (5 at 64 px).
     """
 
     img_size: int  # square input side in pixels, a power of two
     n_layers: int  # encoder blocks; each halves the side, so the latent is img_size / 2**n_layers
     n_attr: int  # binary attributes; the code fed to the decoder has 2 * n_attr channels
-    init_fm: int = 16  # channels of the first encoder block (paper: C16)
-    max_fm: int = 512  # channel cap (paper: C512)
-    dis_dropout: float = 0.3  # latent discriminator; "extremely beneficial" (Sec. 4)
+    init_fm: int  # channels of the first encoder block (paper: C16)
+    max_fm: int  # channel cap (paper: C512)
+    dis_dropout: float  # latent discriminator (paper: 0.3, "extremely beneficial", Sec. 4)
     # The last n_skip decoder blocks also get the encoder map of their resolution (U-Net style):
     # n_skip 2 at 256 px adds C16 and C32, the ablation report's "skip connections from
     # C16/C32" (better reconstruction, swap accuracy falls). The official code's n_skip counts
     # from the latent side instead (its first n_skip blocks after the latent, deep maps) and
     # feeds its discriminator the shallowest skipped map; we keep the discriminator on z.
-    n_skip: int = 0
+    n_skip: int  # paper: 0
     # Dropout in the first three decoder blocks (as the official code's dec_dropout); the paper
     # found it hurt, so it is only an ablation knob.
-    decoder_dropout: float = 0.0
-    patch_dis_layers: int = 3  # stride-2 blocks of the optional PatchGAN output discriminator
+    decoder_dropout: float  # paper: 0
+    patch_dis_layers: int  # stride-2 blocks of the optional PatchGAN output discriminator
 
     def __post_init__(self) -> None:
         _check_img_size(self.img_size)
-        _check_int("n_layers", self.n_layers, 1)
+        _check_min("n_layers", self.n_layers, 1)
         max_layers = int(math.log2(self.img_size))
         if self.n_layers > max_layers:
             side = self.img_size / 2**self.n_layers
@@ -135,18 +119,18 @@ class ModelConfig(_DictConfig):
                 f"{side:g} px; use n_layers <= {max_layers} "
                 f"({max_layers - 1} keeps the paper's 2x2 latent)"
             )
-        _check_int("n_attr", self.n_attr, 1)
+        _check_min("n_attr", self.n_attr, 1)
         _check_fm(self.init_fm, self.max_fm)
         _check_dropout("dis_dropout", self.dis_dropout)
         _check_dropout("decoder_dropout", self.decoder_dropout)
-        _check_int("n_skip", self.n_skip, 0)
+        _check_min("n_skip", self.n_skip, 0)
         if self.n_skip >= self.n_layers:
             raise ValueError(
                 f"n_skip must be < n_layers ({self.n_layers}): the first decoder block already "
                 f"takes the latent, so at most {self.n_layers - 1} blocks can get a skip "
                 f"connection; got n_skip {self.n_skip}"
             )
-        _check_int("patch_dis_layers", self.patch_dis_layers, 1)
+        _check_min("patch_dis_layers", self.patch_dis_layers, 1)
         if self.patch_dis_layers > max_layers:
             raise ValueError(
                 f"patch_dis_layers {self.patch_dis_layers} would shrink a {self.img_size} px "
@@ -169,25 +153,25 @@ class ModelConfig(_DictConfig):
 
     def channels(self, i: int) -> int:
         """Output channels of encoder-style block i (0-based): init_fm doubled i times, capped."""
-        return min(self.init_fm * 2**i, self.max_fm)
+        return _channels(self.init_fm, self.max_fm, i)
 
 
-@dataclass(frozen=True)
-class ClassifierConfig(_DictConfig):
+@config
+class ClassifierConfig:
     """Shape of the evaluation classifier: log2(img_size) encoder blocks down to 1x1.
 
-    init_fm 32 and max_fm 512 are the official classifier's defaults (8 blocks at 256 px).
+    The official classifier has init_fm 32 and max_fm 512 (8 blocks at 256 px).
     """
 
     img_size: int
     n_attr: int  # binary attributes; one logit each
-    init_fm: int = 32
-    max_fm: int = 512
-    dropout: float = 0.0  # after each conv block, as the official build_layers' enc_dropout
+    init_fm: int
+    max_fm: int
+    dropout: float  # after each conv block, as the official build_layers' enc_dropout
 
     def __post_init__(self) -> None:
         _check_img_size(self.img_size)
-        _check_int("n_attr", self.n_attr, 1)
+        _check_min("n_attr", self.n_attr, 1)
         _check_fm(self.init_fm, self.max_fm)
         _check_dropout("dropout", self.dropout)
 
@@ -196,7 +180,7 @@ class ClassifierConfig(_DictConfig):
         return int(math.log2(self.img_size))
 
     def channels(self, i: int) -> int:
-        return min(self.init_fm * 2**i, self.max_fm)
+        return _channels(self.init_fm, self.max_fm, i)
 
 
 # -----------------------------------------------------------------------------------------------
@@ -217,6 +201,30 @@ def conv_block(
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
+
+
+def conv_stack(
+    n_in: int, widths: Sequence[int], *, norm_first: bool, dropout: float = 0.0
+) -> nn.Sequential:
+    """Encoder-style blocks `C{widths[0]} - C{widths[1]} - ...` on `n_in` input channels.
+
+    The official code's `build_layers` for every network (src/model.py l.15-74): blocks that read
+    an image have no BatchNorm on the first block (`norm_first=False`).
+    """
+    blocks = []
+    for i, n_out in enumerate(widths):
+        blocks.append(conv_block(n_in, n_out, norm=norm_first or i > 0, dropout=dropout))
+        n_in = n_out
+    return nn.Sequential(*blocks)
+
+
+def mlp_head(n_in: int, n_out: int) -> nn.Sequential:
+    """Linear(n_in, 512) - LeakyReLU(0.2) - Linear(512, n_out): "two layers of size 512 and n"."""
+    return nn.Sequential(
+        nn.Linear(n_in, HIDDEN_DIM),
+        nn.LeakyReLU(LEAKY_SLOPE, inplace=True),
+        nn.Linear(HIDDEN_DIM, n_out),
+    )
 
 
 def deconv_block(
@@ -271,12 +279,8 @@ class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        n_in = IMG_CHANNELS
-        blocks = []
-        for i in range(cfg.n_layers):
-            blocks.append(conv_block(n_in, cfg.channels(i), norm=i > 0))  # no BN on the first
-            n_in = cfg.channels(i)
-        self.blocks = nn.ModuleList(blocks)
+        widths = [cfg.channels(i) for i in range(cfg.n_layers)]
+        self.blocks = conv_stack(IMG_CHANNELS, widths, norm_first=False)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         cfg = self.cfg
@@ -381,17 +385,10 @@ class LatentDiscriminator(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        blocks = []
-        n_in = cfg.latent_channels
-        for i in range(cfg.n_layers, int(math.log2(cfg.img_size))):
-            blocks.append(conv_block(n_in, cfg.channels(i), dropout=cfg.dis_dropout))
-            n_in = cfg.channels(i)
-        self.blocks = nn.Sequential(*blocks)
-        self.proj = nn.Sequential(
-            nn.Linear(n_in, HIDDEN_DIM),
-            nn.LeakyReLU(LEAKY_SLOPE, inplace=True),
-            nn.Linear(HIDDEN_DIM, cfg.code_size),
-        )
+        widths = [cfg.channels(i) for i in range(cfg.n_layers, int(math.log2(cfg.img_size)))]
+        self.blocks = conv_stack(cfg.latent_channels, widths, norm_first=True,
+                                 dropout=cfg.dis_dropout)
+        self.proj = mlp_head(widths[-1] if widths else cfg.latent_channels, cfg.code_size)
 
     def forward(self, z: Tensor) -> Tensor:
         """(B, C, s, s) latent → (B, 2n) logits, laid out like the code: [y_1=0, y_1=1, ...]."""
@@ -419,13 +416,9 @@ class PatchDiscriminator(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        blocks = []
-        n_in = IMG_CHANNELS
-        for i in range(cfg.patch_dis_layers):
-            blocks.append(conv_block(n_in, cfg.channels(i), norm=i > 0))
-            n_in = cfg.channels(i)
-        self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Conv2d(n_in, 1, kernel_size=3, padding=1)
+        widths = [cfg.channels(i) for i in range(cfg.patch_dis_layers)]
+        self.blocks = conv_stack(IMG_CHANNELS, widths, norm_first=False)
+        self.head = nn.Conv2d(widths[-1], 1, kernel_size=3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         assert x.shape[1:] == (IMG_CHANNELS, self.cfg.img_size, self.cfg.img_size), tuple(x.shape)
@@ -442,17 +435,9 @@ class AttributeClassifier(nn.Module):
     def __init__(self, cfg: ClassifierConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        blocks = []
-        n_in = IMG_CHANNELS
-        for i in range(cfg.n_layers):
-            blocks.append(conv_block(n_in, cfg.channels(i), norm=i > 0, dropout=cfg.dropout))
-            n_in = cfg.channels(i)
-        self.blocks = nn.Sequential(*blocks)
-        self.proj = nn.Sequential(
-            nn.Linear(n_in, HIDDEN_DIM),
-            nn.LeakyReLU(LEAKY_SLOPE, inplace=True),
-            nn.Linear(HIDDEN_DIM, cfg.n_attr),
-        )
+        widths = [cfg.channels(i) for i in range(cfg.n_layers)]
+        self.blocks = conv_stack(IMG_CHANNELS, widths, norm_first=False, dropout=cfg.dropout)
+        self.proj = mlp_head(widths[-1], cfg.n_attr)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, 3, S, S) in [-1, 1] → (B, n_attr) logits."""

@@ -1,6 +1,6 @@
 """Training the attribute classifier that judges swaps (Section 4, model selection).
 
-A multi-label CNN (`fader.model.AttributeClassifier`) trained on real images of the train split
+A multi-label CNN (`fader.model.networks.AttributeClassifier`) trained on real images of the train split
 with binary cross-entropy, flip augmentation and early stopping on validation accuracy; its
 per-attribute accuracy on the test split says how far its verdicts can be trusted.
 """
@@ -8,7 +8,6 @@ per-attribute accuracy on the test split says how far its verdicts can be truste
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,29 +16,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fader import runtime
-from fader.data import PreparedDataset
-from fader.model import AttributeClassifier, ClassifierConfig
+from fader.data.prepared import PreparedDataset
+from fader.model.networks import AttributeClassifier, ClassifierConfig
+from fader.train.config import ClassifierTrainConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ClassifierTrainConfig:
-    """Hyperparameters of classifier training (params.yaml, section `train_classifier`)."""
-
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    max_epochs: int = 20
-    patience: int = 3  # epochs without a better validation accuracy before stopping
-    flip: bool = True
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "max_epochs", "patience"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
 
 
 @torch.no_grad()

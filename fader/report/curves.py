@@ -1,0 +1,92 @@
+"""Training curves: DVCLive's metric files read back and drawn as small multiples (matplotlib)."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from fader import io
+
+_DVCLIVE_DIRS = ("plots", "metrics")  # DVCLive 3: <live dir>/plots/metrics/<name>.tsv
+
+
+def read_curves(dvclive_dir: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
+    """Every DVCLive metric TSV under `dvclive_dir`, keyed by its name, as (step, value) frames.
+
+    DVCLive 3 writes `<live dir>/plots/metrics/<metric>.tsv` with a `step` column and one named
+    after the metric's last path component (`train/recon_loss` → `train/recon_loss.tsv`,
+    column `recon_loss`). Names are the file's path below `dvclive_dir` without `.tsv` and
+    without the `plots/metrics` folders: from `dvclive/` the name is
+    `train_fader/train/recon_loss`, from `dvclive/train_fader/plots/metrics` it is
+    `train/recon_loss`.
+    """
+    root = Path(dvclive_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"DVCLive folder not found: {root}")
+    curves = {}
+    for path in sorted(root.rglob("*.tsv")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        for i in range(len(parts) - 2, -1, -1):
+            if tuple(parts[i : i + 2]) == _DVCLIVE_DIRS:
+                del parts[i : i + 2]
+        table = pd.read_csv(path, sep="\t")
+        values = [c for c in table.columns if c not in ("step", "timestamp")]
+        if "step" not in table.columns or len(values) != 1:
+            raise ValueError(f"{path}: expected DVCLive columns `step` and one metric, got "
+                             f"{list(table.columns)}")  # fmt: skip
+        curves["/".join(parts)] = pd.DataFrame({"step": table["step"], "value": table[values[0]]})
+    return curves
+
+
+def plot_curves(
+    dvclive_plots_dir: str | os.PathLike[str],
+    out_png: str | os.PathLike[str],
+    metrics: Sequence[str] | None = None,
+    columns: int = 4,
+) -> list[str]:
+    """Draw DVCLive curves as small multiples (one panel per metric) into a PNG; return the names.
+
+    `dvclive_plots_dir` is any folder above DVCLive's TSV files (see `read_curves` for the
+    names). `metrics` are fnmatch patterns (`train_fader/valid/*`); each must match at least
+    one curve. Panels follow the pattern order, names sorted within a pattern.
+    """
+    curves = read_curves(dvclive_plots_dir)
+    if not curves:
+        raise FileNotFoundError(f"no DVCLive .tsv files under {dvclive_plots_dir}")
+    if metrics is None:
+        names = sorted(curves)
+    else:
+        names = []
+        for pattern in metrics:
+            matched = [n for n in sorted(curves) if fnmatch.fnmatchcase(n, pattern)]
+            if not matched:
+                raise ValueError(
+                    f"no curve matches {pattern!r}; curves: {', '.join(sorted(curves))}"
+                )
+            names += [n for n in matched if n not in names]
+    cols = min(columns, len(names))
+    rows = math.ceil(len(names) / cols)
+    figure = Figure(figsize=(3.2 * cols, 2.3 * rows), dpi=100, layout="constrained")
+    axes = figure.subplots(rows, cols, squeeze=False).ravel()
+    for ax, name in zip(axes, names):
+        curve = curves[name]
+        ax.plot(curve["step"], curve["value"], lw=1.2, marker="o" if len(curve) <= 20 else None,
+                ms=2.5)  # fmt: skip
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("step", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(names) :]:
+        ax.set_axis_off()
+    with io.atomic_path(out_png) as tmp:
+        # no Software/date metadata: the same curves give the same bytes
+        figure.savefig(tmp, format="png", metadata={"Software": None})
+    return names
+
+

@@ -1,0 +1,133 @@
+"""One self-contained HTML page: metrics tables, curve images and grid images.
+
+Images are embedded as base64 data URIs and there is no JavaScript, so the file opens offline
+and can be mailed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from PIL import Image
+
+from fader import io
+
+_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+         ".svg": "image/svg+xml"}  # fmt: skip
+
+
+def read_metrics_dir(metrics_dir: str | os.PathLike[str]) -> dict[str, dict]:
+    """Every `*.json` in `metrics_dir` (not recursive), keyed by file stem, sorted by name."""
+    metrics_dir = Path(metrics_dir)
+    if not metrics_dir.is_dir():
+        raise FileNotFoundError(f"metrics folder not found: {metrics_dir}")
+    tables = {}
+    for path in sorted(metrics_dir.glob("*.json")):
+        try:
+            content = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None
+        tables[path.stem] = content if isinstance(content, dict) else {"value": content}
+    return tables
+
+
+def flatten(metrics: Mapping[str, Any], sep: str = "/") -> dict[str, Any]:
+    """Nested dicts → one level with `sep`-joined keys ("/" is DVC's own metric naming).
+
+    Top-level values come first, then the nested ones; empty nested dicts vanish.
+    """
+    return pd.json_normalize(dict(metrics), sep=sep).to_dict(orient="records")[0]
+
+
+def format_value(value: Any) -> str:
+    """How a metric value is shown: floats to 6 significant digits, lists as JSON."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list | tuple):
+        return json.dumps(list(value))
+    return str(value)
+
+
+def data_uri(path: str | os.PathLike[str]) -> str:
+    """The file as a `data:<mime>;base64,...` URI."""
+    path = Path(path)
+    mime = _MIME.get(path.suffix.lower())
+    if mime is None:
+        raise ValueError(f"{path}: cannot embed a {path.suffix!r} file; use one of {sorted(_MIME)}")
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin-bottom: 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
+td.value { text-align: right; font-family: monospace; }
+figure { margin: 0 0 2em 0; }
+img { max-width: 100%; height: auto; }
+img.grid { image-rendering: pixelated; }
+figcaption { font-size: 0.9em; color: #555; margin-top: 0.3em; }
+"""
+
+
+def _table(name: str, metrics: Mapping[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(key)}</td><td class=\"value\">{html.escape(format_value(value))}"
+        "</td></tr>"
+        for key, value in flatten(metrics).items()
+    )
+    return (f"<h3>{html.escape(name)}</h3>\n<table><tr><th>metric</th><th>value</th></tr>"
+            f"{rows}</table>\n")  # fmt: skip
+
+
+def _figure(path: Path, caption: str | None, pixel_art: bool) -> str:
+    attributes = f'src="{data_uri(path)}" alt="{html.escape(path.name)}"'
+    if pixel_art and path.suffix.lower() != ".svg":
+        with Image.open(path) as image:
+            width = image.width
+        # small model outputs (32-64 px cells) are enlarged with crisp pixels
+        scale = max(1, min(4, 1024 // max(width, 1)))
+        attributes += f' class="grid" width="{width * scale}"'
+    text = html.escape(caption if caption is not None else path.name)
+    return f"<figure><img {attributes}><figcaption>{text}</figcaption></figure>\n"
+
+
+def write_html_report(
+    path: str | os.PathLike[str],
+    title: str,
+    metrics_tables: Mapping[str, Mapping[str, Any]],
+    curve_images: Sequence[str | os.PathLike[str]],
+    grid_images: Sequence[str | os.PathLike[str]],
+    captions: Mapping[str, str] | None = None,
+) -> None:
+    """Write one self-contained HTML page: metrics tables, curve images, grid images.
+
+    Images are embedded as base64 data URIs; there is no script and no external resource, so
+    the page opens offline. `metrics_tables` maps a table name to a (possibly nested) dict of
+    values; `captions` maps an image's file name to the text under it (default: the name).
+    """
+    captions = captions or {}
+    parts = [
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>{html.escape(title)}</h1>\n"
+    ]
+    if metrics_tables:
+        parts.append("<h2>Metrics</h2>\n")
+        parts += [_table(name, table) for name, table in metrics_tables.items()]
+    if curve_images:
+        parts.append("<h2>Training curves</h2>\n")
+        parts += [_figure(Path(p), captions.get(Path(p).name), False) for p in curve_images]
+    if grid_images:
+        parts.append("<h2>Edits</h2>\n")
+        parts += [_figure(Path(p), captions.get(Path(p).name), True) for p in grid_images]
+    parts.append("</body>\n</html>\n")
+    io.write_text(path, "".join(parts))
+
+

@@ -1,0 +1,141 @@
+"""The render stage's report: edit grids, training curves and metrics in one offline HTML file.
+
+`render_report()` writes, atomically, a folder with
+- `interpolation_<attribute>.png`: one attribute slid over α (the paper's Figure 1), per attribute;
+- `swaps.png`: each attribute flipped alone (Figure 3);
+- `multi_swaps.png`: several attributes changed at once (Figure 4), when combinations are given;
+- `curves.png`: the DVCLive training curves as small multiples (matplotlib, Agg);
+- `index.html`: all of the above plus the metrics JSON files as tables. Images are embedded as
+  base64 data URIs and there is no JavaScript, so the file opens offline and can be mailed.
+
+The grids use a fixed, seeded list of test images (`fader.report.grids.fixed_indices`), so reports of
+two runs show the same faces.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fader import io, runtime
+from fader.config import AtLeastOne, NonNegativeInt, config, to_dict
+from fader.data.prepared import PreparedDataset
+from fader.model.networks import AutoEncoder
+from fader.report import grids
+from fader.report.curves import plot_curves
+from fader.report.page import read_metrics_dir, write_html_report
+
+log = logging.getLogger(__name__)
+
+INDEX = "index.html"
+CURVES = "curves.png"
+SWAPS = "swaps.png"
+MULTI_SWAPS = "multi_swaps.png"
+
+
+def interpolation_file(attribute: str) -> str:
+    """File name of one attribute's interpolation grid in the render folder."""
+    return f"interpolation_{attribute}.png"
+
+
+@config
+class RenderConfig:
+    """What the report shows (params.yaml, section `render`)."""
+
+    n_images: AtLeastOne  # grid rows: test images drawn by `fixed_indices`
+    alpha_min: float  # interpolation range; values outside [0, 1] extrapolate
+    alpha_max: float
+    n_alphas: AtLeastOne  # interpolation columns (official interpolate.py: 10 from 0 to 1)
+    seed: NonNegativeInt  # picks the test images
+    # Figure 4: each entry sets several attributes at once, e.g. {Male: 1, Smiling: 0}
+    multi_swaps: tuple[dict[str, float], ...]
+    curves: tuple[str, ...] | None  # fnmatch patterns of curves to draw; None: all
+    device: str  # auto | cpu | cuda | cuda:N
+
+    def __post_init__(self) -> None:
+        if self.n_alphas == 1 and self.alpha_min != self.alpha_max:
+            raise ValueError("n_alphas must be >= 2 when alpha_min != alpha_max")
+        if not all(self.multi_swaps):
+            raise ValueError("each multi_swaps entry must set at least one attribute, e.g. "
+                             "{Male: 1, Smiling: 0}")  # fmt: skip
+
+    @property
+    def alphas(self) -> list[float]:
+        """The interpolation values: n_alphas evenly spaced from alpha_min to alpha_max."""
+        return np.linspace(self.alpha_min, self.alpha_max, self.n_alphas).tolist()
+
+
+def _alpha_text(values: Sequence[float]) -> str:
+    return ", ".join(f"{a:.3g}" for a in values)
+
+
+def render_report(
+    autoencoder: AutoEncoder,
+    attributes: Sequence[str],
+    data: PreparedDataset,
+    config: RenderConfig,
+    out_dir: str | os.PathLike[str],
+    metrics_dir: str | os.PathLike[str] | None = None,
+    live_dir: str | os.PathLike[str] | None = None,
+    title: str = "Fader Networks",
+) -> list[Path]:
+    """Write the render folder (module docstring) atomically; return the files it holds.
+
+    `data` is the split to draw rows from (the test split), read with the model's attributes.
+    Without `metrics_dir` or `live_dir` the report leaves out the tables or the curves.
+    """
+    attributes = list(attributes)
+    size = autoencoder.cfg.img_size
+    if data.img_size != size:
+        raise ValueError(f"the model works at {size} px but the data is prepared at "
+                         f"{data.img_size} px: render with the data it was trained on")  # fmt: skip
+    if list(data.attributes) != attributes:
+        raise ValueError(f"the model edits {attributes} but the data was read with "
+                         f"{list(data.attributes)}")  # fmt: skip
+    device = runtime.resolve_device(config.device)
+    autoencoder = autoencoder.to(device)
+    indices = grids.fixed_indices(len(data), config.n_images, config.seed)
+    x, y = data.batch(indices)
+    x, y = x.to(device), y.to(device)
+    alphas = config.alphas
+    captions = {}
+    out_dir = Path(out_dir)
+    with io.atomic_dir(out_dir) as tmp:
+        grid_files = []
+        for i, name in enumerate(attributes):
+            file = tmp / interpolation_file(name)
+            grids.save_png(file, grids.interpolation_grid(autoencoder, x, y, i, alphas))
+            captions[file.name] = (f"{name}: original, reconstruction, then {name} = α for "
+                                   f"α = {_alpha_text(alphas)}")  # fmt: skip
+            grid_files.append(file)
+        grids.save_png(tmp / SWAPS, grids.swap_grid(autoencoder, x, y, attributes))
+        captions[SWAPS] = ("original, reconstruction, then one attribute flipped (1 - y): "
+                           + ", ".join(attributes))  # fmt: skip
+        grid_files.append(tmp / SWAPS)
+        if config.multi_swaps:
+            grid = grids.multi_swap_grid(autoencoder, x, y, attributes, config.multi_swaps)
+            grids.save_png(tmp / MULTI_SWAPS, grid)
+            combos = [", ".join(f"{k}={v:g}" for k, v in c.items()) for c in config.multi_swaps]
+            captions[MULTI_SWAPS] = ("original, reconstruction, then several attributes set at "
+                                     "once: " + " | ".join(combos))  # fmt: skip
+            grid_files.append(tmp / MULTI_SWAPS)
+        curve_files = []
+        if live_dir is not None:
+            drawn = plot_curves(live_dir, tmp / CURVES, config.curves)
+            captions[CURVES] = f"{len(drawn)} curves from {live_dir}"
+            curve_files.append(tmp / CURVES)
+        tables: dict[str, dict] = {
+            "model": {**to_dict(autoencoder.cfg), "attributes": attributes},
+            "render": {"rows (test images)": [str(f) for f in data.filenames[indices]],
+                       "alphas": [round(a, 6) for a in alphas]},
+        }  # fmt: skip
+        if metrics_dir is not None:
+            tables |= read_metrics_dir(metrics_dir)
+        write_html_report(tmp / INDEX, title, tables, curve_files, grid_files, captions)
+        names = sorted(p.name for p in tmp.iterdir())
+    log.info("wrote %s: %s", out_dir, ", ".join(names))
+    return [out_dir / name for name in names]

@@ -1,0 +1,49 @@
+"""The training hyperparameters: params.yaml's `train_fader` and `train_classifier` sections."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from fader.config import AtLeastOne, NonNegative, NonNegativeInt, Positive, Probability, config
+
+
+@config
+class TrainConfig:
+    """The Fader training loop's hyperparameters (params.yaml, section `train_fader`).
+
+    The paper's schedule (PAPER.md; `experiments/paper.sh`): batch 32, Adam 2e-4 (the official
+    code's rate; the paper's text says 0.002), β1 0.5, λ_E to 1e-4 over 500,000 steps, clipping
+    at 5, epochs of 50,000 images, 1,000 epochs.
+    """
+
+    batch_size: AtLeastOne
+    learning_rate: Positive
+    beta1: Probability
+    lambda_max: NonNegative  # λ_E after the schedule
+    lambda_schedule: NonNegativeInt  # autoencoder steps over which λ_E rises from 0
+    clip_grad_norm: Positive
+    epoch_size: AtLeastOne  # images per epoch, as in the official code
+    n_epochs: AtLeastOne
+    recon_loss: Literal["mse", "mae", "huber"]  # the paper's MSE, or the ablation report's
+    patch_weight: NonNegative  # weight of the optional PatchGAN term on reconstructions
+    flip: bool  # horizontal flips with p = 0.5 (Section 5.1)
+    valid_size: NonNegativeInt  # validation images per epoch; 0 = the whole split
+    log_every: AtLeastOne  # steps between logged training metrics
+    device: str  # auto | cpu | cuda | cuda:N
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.epoch_size / self.batch_size)
+
+
+@config
+class ClassifierTrainConfig:
+    """Hyperparameters of classifier training (params.yaml, section `train_classifier`)."""
+
+    batch_size: AtLeastOne
+    learning_rate: Positive
+    max_epochs: AtLeastOne
+    patience: AtLeastOne  # epochs without a better validation accuracy before stopping
+    flip: bool
+    device: str  # auto | cpu | cuda | cuda:N

@@ -1,0 +1,42 @@
+"""The objectives of Section 3 and the λ_E schedule of Section 5.1.
+
+    discriminator:  L_dis = -log P_dis(y | E(x))                        (summed over attributes)
+    autoencoder:    L_ae  = ||D(E(x), y) - x||² - λ_E · log P_dis(1 - y | E(x))
+
+λ_E rises linearly from 0 to `lambda_max` over `lambda_schedule` autoencoder steps, then stays
+("critical" in Section 5.1).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from fader.model.networks import LatentDiscriminator
+
+
+def lambda_e(step: int, lambda_max: float, schedule: int) -> float:
+    """λ_E(t) = λ_max · min(t, schedule) / schedule, t in autoencoder steps (Section 5.1)."""
+    if schedule == 0:
+        return lambda_max
+    return lambda_max * min(step, schedule) / schedule
+
+
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
+    """||D(E(x), y) - x||² per pixel (the paper), or the ablation report's MAE / Huber."""
+    if kind == "mse":
+        return F.mse_loss(x_hat, x)
+    if kind == "mae":
+        return F.l1_loss(x_hat, x)
+    return F.smooth_l1_loss(x_hat, x)
+
+
+def attribute_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """-log P(target | ·) summed over attributes, averaged over the batch.
+
+    logits (B, 2n) hold one pair of class logits per binary attribute; target (B, n) is 0/1.
+    """
+    pairs = LatentDiscriminator.per_attribute(logits)  # (B, n, 2)
+    per_attribute = F.cross_entropy(pairs.transpose(1, 2), target.long(), reduction="none")
+    return per_attribute.sum(1).mean()
+
