@@ -7,7 +7,7 @@ export PYTHONHASHSEED := 0
 # dvc.yaml's commands call `fader`, so the environment's bin/ goes first on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: pipeline test benchmark env
+.PHONY: pipeline test lint benchmark env
 
 env: $(VENV)/.installed
 
@@ -25,6 +25,11 @@ pipeline: env
 
 test: env
 	$(VENV)/bin/pytest
+
+# One formatter and linter (ruff, settings in pyproject.toml); CI runs this.
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 benchmark: env
 	$(PY) benchmarks/run.py

@@ -140,8 +140,7 @@ def _parse_rule(entry: Any, where: str) -> Rule:
 
 def numeric_leaves(tree: Mapping[str, Any]) -> dict[str, float]:
     """The numeric leaves of nested dicts, keyed by their "."-joined path."""
-    return {key: float(value) for key, value in flatten(tree, sep=".").items()
-            if _is_number(value)}  # fmt: skip
+    return {key: float(value) for key, value in flatten(tree, sep=".").items() if _is_number(value)}
 
 
 def read_metrics_file(path: str | os.PathLike[str]) -> dict[str, float]:
@@ -184,8 +183,11 @@ def compare(
         if i not in assigned.values():
             raise ValueError(_unused_rule_message(i, rule, baseline))
     run_files = {_file_of(name) for name in current}
-    return [_judge(name, baseline[name], current.get(name), rules[i], run_files)
-            for name, i in assigned.items() if i is not None]  # fmt: skip
+    return [
+        _judge(name, baseline[name], current.get(name), rules[i], run_files)
+        for name, i in assigned.items()
+        if i is not None
+    ]
 
 
 def _first_match(name: str, rules: Sequence[Rule]) -> int | None:
@@ -213,8 +215,9 @@ def _judge(
     if baseline and math.isfinite(baseline) and math.isfinite(current):
         change = 100 * (current - baseline) / abs(baseline)
     reasons = _failures(baseline, current, rule)
-    return Row(name, baseline, current, change, rule.limit(), FAIL if reasons else PASS,
-               "; ".join(reasons))  # fmt: skip
+    return Row(
+        name, baseline, current, change, rule.limit(), FAIL if reasons else PASS, "; ".join(reasons)
+    )
 
 
 def _failures(baseline: float, current: float, rule: Rule) -> list[str]:
@@ -253,23 +256,35 @@ def format_table(rows: Sequence[Row]) -> str:
     """The rows as a fixed-width text table: names and words left-aligned, numbers right."""
     header = ("metric", "baseline", "current", "change", "limit", "status", "reason")
     cells = [header] + [
-        (row.metric, _number(row.baseline), _number(row.current),
-         "-" if row.change is None else f"{row.change:+.2f}%", row.limit, row.status, row.reason)
+        (
+            row.metric,
+            _number(row.baseline),
+            _number(row.current),
+            "-" if row.change is None else f"{row.change:+.2f}%",
+            row.limit,
+            row.status,
+            row.reason,
+        )
         for row in rows
-    ]  # fmt: skip
+    ]
     widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
     numeric = {1, 2, 3}
     return "\n".join(
-        "  ".join(cell.rjust(w) if i in numeric else cell.ljust(w)
-                  for i, (cell, w) in enumerate(zip(line, widths))).rstrip()
+        "  ".join(
+            cell.rjust(w) if i in numeric else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(line, widths))
+        ).rstrip()
         for line in cells
-    )  # fmt: skip
+    )
 
 
 def covered_files(folder: str | os.PathLike[str], rules: Sequence[Rule]) -> list[Path]:
     """The metrics files in `folder` holding at least one metric that a rule matches."""
-    return [path for path in metrics_files(folder)
-            if any(rule.matches(name) for name in read_metrics_file(path) for rule in rules)]
+    return [
+        path
+        for path in metrics_files(folder)
+        if any(rule.matches(name) for name in read_metrics_file(path) for rule in rules)
+    ]
 
 
 def update_baseline(

@@ -47,8 +47,8 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,8 +62,8 @@ from fader import io
 if TYPE_CHECKING:
     import torch
 
-    from fader.model.networks import ModelConfig
     from fader.data.preprocess import PreprocessConfig
+    from fader.model.networks import ModelConfig
     from fader.train.config import TrainConfig
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -94,8 +94,16 @@ class Plan:
     threads: int | None  # torch threads; None keeps torch's default
 
 
-FULL = Plan(sizes=(64, 128, 256), images=4000, workers=2, steps=20, warmup=3, batch_size=32,
-            repeats=1, threads=None)  # fmt: skip
+FULL = Plan(
+    sizes=(64, 128, 256),
+    images=4000,
+    workers=2,
+    steps=20,
+    warmup=3,
+    batch_size=32,
+    repeats=1,
+    threads=None,
+)
 # One torch thread: a smoke check often shares the CPUs, and OpenMP's barriers then stall
 # (an iteration at 64 px took 3 s with 2 threads beside another job, 0.1 s with 1).
 QUICK = replace(FULL, sizes=(32, 64), images=200, steps=2, warmup=1, batch_size=8, threads=1)
@@ -208,12 +216,17 @@ def measure_ours(raw_dir: Path, out_dir: Path, config: PreprocessConfig) -> Meas
     start = time.perf_counter()
     select_images(raw_dir, config)
     select_seconds = time.perf_counter() - start
-    return {"images": sum(meta["counts"].values()), "seconds": seconds,
-            "select_seconds": select_seconds, **peak_rss()}  # fmt: skip
+    return {
+        "images": sum(meta["counts"].values()),
+        "seconds": seconds,
+        "select_seconds": select_seconds,
+        **peak_rss(),
+    }
 
 
-def bench_preprocess(dataset: str, raw_dir: Path, config: PreprocessConfig, plan: Plan,
-                     scratch: Path) -> list[dict[str, Any]]:  # fmt: skip
+def bench_preprocess(
+    dataset: str, raw_dir: Path, config: PreprocessConfig, plan: Plan, scratch: Path
+) -> list[dict[str, Any]]:
     """Both pre-processing paths at every size of the plan, on one CelebA-format folder."""
     from fader.data import celeba
 
@@ -230,29 +243,38 @@ def bench_preprocess(dataset: str, raw_dir: Path, config: PreprocessConfig, plan
             our_runs.append(in_fresh_process(measure_ours, raw_dir, out_dir, sized))
             shutil.rmtree(out_dir)
         naive, ours = fastest(naive_runs), fastest(our_runs, workers=config.workers)
-        rows.append({
-            "dataset": dataset, "img_size": size, "images": ours["images"],
-            "naive": naive, "ours": ours,
-            "speedup": ours["images_per_s"] / naive["images_per_s"],
-            "rss_ratio": ours["peak_rss_mib"] / naive["peak_rss_mib"],
-        })  # fmt: skip
-        log(f"preprocess {dataset} {size} px: naive {naive['images_per_s']:,.0f} img/s, "
+        rows.append(
+            {
+                "dataset": dataset,
+                "img_size": size,
+                "images": ours["images"],
+                "naive": naive,
+                "ours": ours,
+                "speedup": ours["images_per_s"] / naive["images_per_s"],
+                "rss_ratio": ours["peak_rss_mib"] / naive["peak_rss_mib"],
+            }
+        )
+        log(
+            f"preprocess {dataset} {size} px: naive {naive['images_per_s']:,.0f} img/s, "
             f"ours {ours['images_per_s']:,.0f} img/s; peak RSS {naive['peak_rss_mib']:,.0f} "
-            f"vs {ours['peak_rss_mib']:,.0f} MiB")  # fmt: skip
+            f"vs {ours['peak_rss_mib']:,.0f} MiB"
+        )
     return rows
 
 
-def run_preprocess(plan: Plan, params: dict[str, Any], celeba_dir: Path | None,
-                   scratch: Path) -> list[dict[str, Any]]:  # fmt: skip
+def run_preprocess(
+    plan: Plan, params: dict[str, Any], celeba_dir: Path | None, scratch: Path
+) -> list[dict[str, Any]]:
     """Generate the synthetic input (and link a local CelebA copy), then benchmark each."""
-    from fader.data.sources import download, synthetic
     from fader.data.preprocess import PreprocessConfig
+    from fader.data.sources import download, synthetic
 
     attributes = tuple(params["data"]["attributes"])
     config = PreprocessConfig(img_size=plan.sizes[0], attributes=attributes, workers=plan.workers)
     start = time.perf_counter()
-    synthetic.generate(scratch / "synthetic", n_images=plan.images, seed=0,
-                       workers=plan.workers, progress=False)  # fmt: skip
+    synthetic.generate(
+        scratch / "synthetic", n_images=plan.images, seed=0, workers=plan.workers, progress=False
+    )
     log(f"generated {plan.images:,} synthetic images in {time.perf_counter() - start:.1f} s")
     rows = bench_preprocess("synthetic", scratch / "synthetic", config, plan, scratch)
     shutil.rmtree(scratch / "synthetic")
@@ -275,8 +297,14 @@ def model_config(params: dict[str, Any], img_size: int) -> ModelConfig:
     from fader.model.networks import ModelConfig
 
     n_layers = int(math.log2(img_size)) - 1
-    return ModelConfig(**{**params["model"], "img_size": img_size, "n_layers": n_layers,
-                          "n_attr": len(params["data"]["attributes"])})  # fmt: skip
+    return ModelConfig(
+        **{
+            **params["model"],
+            "img_size": img_size,
+            "n_layers": n_layers,
+            "n_attr": len(params["data"]["attributes"]),
+        }
+    )
 
 
 def train_config(params: dict[str, Any], batch_size: int) -> TrainConfig:
@@ -305,8 +333,7 @@ def our_iteration(model: ModelConfig, config: TrainConfig) -> Callable[[int, Bat
     return iteration
 
 
-def reference_iteration(model: ModelConfig, config: TrainConfig
-                        ) -> Callable[[int, Batches], None]:  # fmt: skip
+def reference_iteration(model: ModelConfig, config: TrainConfig) -> Callable[[int, Batches], None]:
     """The same two steps written plainly: the same modules and Adam, nothing else."""
     import torch
     from torch.nn import functional as F
@@ -315,10 +342,10 @@ def reference_iteration(model: ModelConfig, config: TrainConfig
 
     autoencoder, discriminator = AutoEncoder(model), LatentDiscriminator(model)
     betas = (config.beta1, 0.999)
-    ae_optimizer = torch.optim.Adam(autoencoder.parameters(), lr=config.learning_rate,
-                                    betas=betas)  # fmt: skip
-    dis_optimizer = torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate,
-                                     betas=betas)  # fmt: skip
+    ae_optimizer = torch.optim.Adam(autoencoder.parameters(), lr=config.learning_rate, betas=betas)
+    dis_optimizer = torch.optim.Adam(
+        discriminator.parameters(), lr=config.learning_rate, betas=betas
+    )
 
     def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         # logits (B, 2n) hold a pair of class logits per attribute: sum over attributes,
@@ -350,8 +377,9 @@ def reference_iteration(model: ModelConfig, config: TrainConfig
     return iteration
 
 
-def measure_training(loop: str, model: ModelConfig, config: TrainConfig, warmup: int, steps: int,
-                     threads: int | None) -> Measurement:  # fmt: skip
+def measure_training(
+    loop: str, model: ModelConfig, config: TrainConfig, warmup: int, steps: int, threads: int | None
+) -> Measurement:
     """Time `steps` iterations of one loop after `warmup` (meant to run in a fresh process)."""
     import torch
 
@@ -371,8 +399,13 @@ def measure_training(loop: str, model: ModelConfig, config: TrainConfig, warmup:
     for step in range(warmup, warmup + steps):
         iteration(step, batches)
     seconds = time.perf_counter() - start
-    return {"images": steps * config.batch_size, "iterations": steps, "seconds": seconds,
-            "torch_threads": torch.get_num_threads(), **peak_rss()}  # fmt: skip
+    return {
+        "images": steps * config.batch_size,
+        "iterations": steps,
+        "seconds": seconds,
+        "torch_threads": torch.get_num_threads(),
+        **peak_rss(),
+    }
 
 
 def run_training(plan: Plan, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -386,13 +419,20 @@ def run_training(plan: Plan, params: dict[str, Any]) -> list[dict[str, Any]]:
                 args = (loop, model, config, plan.warmup, plan.steps, plan.threads)
                 measured.append(in_fresh_process(measure_training, *args))
         reference, ours = fastest(runs["reference"]), fastest(runs["ours"])
-        rows.append({
-            "img_size": model.img_size, "model": model.to_dict(), "batch_size": config.batch_size,
-            "reference": reference, "ours": ours,
-            "ratio": ours["images_per_s"] / reference["images_per_s"],
-        })  # fmt: skip
-        log(f"train {model.img_size} px: reference {reference['images_per_s']:,.1f} img/s, "
-            f"ours {ours['images_per_s']:,.1f} img/s")  # fmt: skip
+        rows.append(
+            {
+                "img_size": model.img_size,
+                "model": model.to_dict(),
+                "batch_size": config.batch_size,
+                "reference": reference,
+                "ours": ours,
+                "ratio": ours["images_per_s"] / reference["images_per_s"],
+            }
+        )
+        log(
+            f"train {model.img_size} px: reference {reference['images_per_s']:,.1f} img/s, "
+            f"ours {ours['images_per_s']:,.1f} img/s"
+        )
     return rows
 
 
@@ -417,7 +457,7 @@ def machine_info() -> dict[str, Any]:
         "pillow": PIL.__version__,
         "numpy": np.__version__,
         "commit": _git_commit(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_start": round(os.getloadavg()[0], 2),
     }
 
@@ -434,8 +474,13 @@ def _cpu_model() -> str | None:
 
 def _git_commit() -> str | None:
     try:
-        done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT,
-                              capture_output=True, text=True, check=True)  # fmt: skip
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return done.stdout.strip()
@@ -483,9 +528,9 @@ def _preprocess_section(rows: list[dict[str, Any]], plan: dict[str, Any]) -> lis
     lines += [
         "",
         "Ours includes everything the stage does: reading the attribute and split lists, "
-        "decoding, and writing `images.npy` and `attributes.csv`; \"w/o lists\" leaves out the "
+        'decoding, and writing `images.npy` and `attributes.csv`; "w/o lists" leaves out the '
         "time to read the lists (a fixed cost, timed separately). Peak RSS is the high-water "
-        "mark of the largest single process; \"all processes\" bounds the whole tree at once "
+        'mark of the largest single process; "all processes" bounds the whole tree at once '
         "(main + workers x largest worker; forked workers share pages, so the true total is "
         "lower). "
         f"Fastest of {plan['repeats']} run(s).",
@@ -563,7 +608,7 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class Part(str, Enum):
+class Part(StrEnum):
     """The two halves of the benchmark, for `--only`."""
 
     preprocess = "preprocess"
@@ -599,9 +644,11 @@ def main(
         None, min=10, help="Synthetic images to generate (4000; quick: 200)."
     ),
     celeba_dir: Path | None = typer.Option(
-        None, exists=True, file_okay=False,
+        None,
+        exists=True,
+        file_okay=False,
         help="Also pre-process a local CelebA copy, e.g. ../shared/celeba-mini.",
-    ),  # fmt: skip
+    ),
     workers: int | None = typer.Option(None, min=1, help="Pre-processing workers (2)."),
     steps: int | None = typer.Option(None, min=1, help="Timed iterations (20; quick: 2)."),
     warmup: int | None = typer.Option(None, min=0, help="Untimed iterations first (3; quick: 1)."),
@@ -616,14 +663,22 @@ def main(
         REPO_ROOT / "params.yaml", exists=True, dir_okay=False, help="Pipeline parameters."
     ),
     out: Path | None = typer.Option(
-        None, help="Results path without suffix, to which .json and .md are added "
+        None,
+        help="Results path without suffix, to which .json and .md are added "
         "(benchmarks/results; quick: benchmarks/results_quick).",
-    ),  # fmt: skip
+    ),
 ) -> None:
     """Benchmark pre-processing and training against plain baselines; write a report."""
-    overrides = {"sizes": parse_sizes(sizes) if sizes is not None else None, "images": images,
-                 "workers": workers, "steps": steps, "warmup": warmup, "batch_size": batch_size,
-                 "repeats": repeats, "threads": threads}  # fmt: skip
+    overrides = {
+        "sizes": parse_sizes(sizes) if sizes is not None else None,
+        "images": images,
+        "workers": workers,
+        "steps": steps,
+        "warmup": warmup,
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "threads": threads,
+    }
     defaults = QUICK if quick else FULL
     plan = replace(defaults, **{k: v for k, v in overrides.items() if v is not None})
     out = out or BENCH_DIR / ("results_quick" if quick else "results")

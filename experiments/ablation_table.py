@@ -48,8 +48,12 @@ def table(show: list[dict[str, Any]], finished: set[str], prefix: str) -> str:
     if baseline is None:
         raise SystemExit(f"the workspace has no {EVALUATE}: run `dvc repro` first")
     names = list(baseline["attributes"])
-    header = (["run", "change", "FID AE"] + [f"FID swap {n}" for n in names]
-              + [f"swap acc. {n}" for n in names] + ["recon MSE"])  # fmt: skip
+    header = (
+        ["run", "change", "FID AE"]
+        + [f"FID swap {n}" for n in names]
+        + [f"swap acc. {n}" for n in names]
+        + ["recon MSE"]
+    )
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, data in rows:
         if name != rows[0][0] and not (name.startswith(prefix) and name in finished):
@@ -57,8 +61,11 @@ def table(show: list[dict[str, Any]], finished: set[str], prefix: str) -> str:
         result = evaluation_of(data)
         changed = {k: v for k, v in params_of(data).items() if baseline_params.get(k) != v}
         fid = result.get("fid", {})
-        cells = [name, ", ".join(f"{k}={v}" for k, v in changed.items()) or "-",
-                 _number(fid.get("reconstruction"))]  # fmt: skip
+        cells = [
+            name,
+            ", ".join(f"{k}={v}" for k, v in changed.items()) or "-",
+            _number(fid.get("reconstruction")),
+        ]
         cells += [_number(fid.get(f"swap/{n}")) for n in names]
         cells += [f"{100 * result['attributes'][n]['swap_accuracy']:.1f}%" for n in names]
         cells.append(f"{result['reconstruction']['mse']:.4f}")

@@ -104,7 +104,7 @@ def _required(cls: type, name: str) -> bool:
 
 
 def _tuples(hint: Any, value: Any) -> Any:
-    """YAML has lists, configs hold tuples (hashable, comparable): convert where the field is one."""
+    """YAML has lists, configs hold tuples (hashable, comparable): convert for tuple fields."""
     if isinstance(value, list) and _is_tuple(hint):
         return tuple(value)
     return value

@@ -60,8 +60,10 @@ def parse_alphas(text: str) -> list[float]:
     except ValueError:
         alphas = []
     if not alphas or not all(math.isfinite(a) for a in alphas):
-        raise ValueError(f"malformed alphas {text!r}: expected numbers separated by commas, "
-                         "e.g. 0,0.25,0.5,0.75,1")  # fmt: skip
+        raise ValueError(
+            f"malformed alphas {text!r}: expected numbers separated by commas, "
+            "e.g. 0,0.25,0.5,0.75,1"
+        )
     return alphas
 
 
@@ -76,19 +78,24 @@ def read_image(data: bytes, img_size: int, source: str = "image") -> np.ndarray:
         raise ValueError(f"{source} is not a readable image: {error}") from None
 
 
-def check_classifier(autoencoder: AutoEncoder, attributes: Sequence[str],
-                     classifier: Classifier) -> None:  # fmt: skip
+def check_classifier(
+    autoencoder: AutoEncoder, attributes: Sequence[str], classifier: Classifier
+) -> None:
     """Refuse a classifier that cannot judge the model's attributes at the model's size."""
     net, judged = classifier
     missing = [name for name in attributes if name not in judged]
     if missing:
-        raise ValueError(f"the classifier predicts {list(judged)} but the model edits "
-                         f"{list(attributes)} (missing {missing}): use the classifier trained "
-                         "on the model's data")  # fmt: skip
+        raise ValueError(
+            f"the classifier predicts {list(judged)} but the model edits "
+            f"{list(attributes)} (missing {missing}): use the classifier trained "
+            "on the model's data"
+        )
     if net.cfg.img_size != autoencoder.cfg.img_size:
-        raise ValueError(f"the classifier works at {net.cfg.img_size} px but the model at "
-                         f"{autoencoder.cfg.img_size} px: use the classifier trained on the "
-                         "model's data")  # fmt: skip
+        raise ValueError(
+            f"the classifier works at {net.cfg.img_size} px but the model at "
+            f"{autoencoder.cfg.img_size} px: use the classifier trained on the "
+            "model's data"
+        )
 
 
 def _check_names(names: Sequence[str], attributes: Sequence[str]) -> None:
@@ -111,8 +118,11 @@ def base_attributes(
     """
     if classifier is None:
         if unspecified:
-            log.warning("no classifier: the unset attribute(s) %s are decoded as 0; pass a "
-                        "classifier or set them", ", ".join(unspecified))  # fmt: skip
+            log.warning(
+                "no classifier: the unset attribute(s) %s are decoded as 0; pass a "
+                "classifier or set them",
+                ", ".join(unspecified),
+            )
         return torch.zeros(x.shape[0], len(attributes), device=x.device)
     check_classifier(autoencoder, attributes, classifier)
     net, judged = classifier
@@ -126,14 +136,20 @@ def base_attributes(
     return (logits[:, columns] > 0).float()  # sigmoid > 0.5
 
 
-def _encode_photo(autoencoder: AutoEncoder, attributes: Sequence[str], image_bytes: bytes,
-                  settings: Mapping[str, float], classifier: Classifier | None, source: str,
-                  varied: Sequence[str] = ()
-                  ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:  # fmt: skip
+def _encode_photo(
+    autoencoder: AutoEncoder,
+    attributes: Sequence[str],
+    image_bytes: bytes,
+    settings: Mapping[str, float],
+    classifier: Classifier | None,
+    source: str,
+    varied: Sequence[str] = (),
+) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
     """The photo x (1, 3, S, S), E(x) and α with the settings applied (`varied`: set later)."""
     if len(attributes) != autoencoder.cfg.n_attr:
-        raise ValueError(f"got {len(attributes)} attribute names for a model of "
-                         f"{autoencoder.cfg.n_attr}")  # fmt: skip
+        raise ValueError(
+            f"got {len(attributes)} attribute names for a model of {autoencoder.cfg.n_attr}"
+        )
     _check_names(list(settings), attributes)
     if classifier is not None:
         check_classifier(autoencoder, attributes, classifier)
@@ -162,8 +178,9 @@ def edit_image(
     image in error messages.
     """
     with grids.evaluating(autoencoder):
-        _, feats, alpha = _encode_photo(autoencoder, attributes, image_bytes, settings,
-                                        classifier, source)  # fmt: skip
+        _, feats, alpha = _encode_photo(
+            autoencoder, attributes, image_bytes, settings, classifier, source
+        )
         return grids.to_uint8_image(autoencoder.decode(feats, alpha)[0])
 
 
@@ -186,14 +203,17 @@ def edit_strip(
     settings = dict(settings or {})
     _check_names([attribute], attributes)
     if attribute in settings:
-        raise ValueError(f"{attribute} is both the strip's attribute and set to "
-                         f"{settings[attribute]:g}: leave it out of the settings")  # fmt: skip
+        raise ValueError(
+            f"{attribute} is both the strip's attribute and set to "
+            f"{settings[attribute]:g}: leave it out of the settings"
+        )
     if not alphas:
         raise ValueError("edit_strip needs at least one alpha")
     index = list(attributes).index(attribute)
     with grids.evaluating(autoencoder):
-        x, feats, alpha = _encode_photo(autoencoder, attributes, image_bytes, settings,
-                                        classifier, source, varied=[attribute])  # fmt: skip
+        x, feats, alpha = _encode_photo(
+            autoencoder, attributes, image_bytes, settings, classifier, source, varied=[attribute]
+        )
         columns = [x]
         for value in alphas:
             alpha[:, index] = float(value)

@@ -1,7 +1,7 @@
 """`fader edit`: slide the attributes of any photo with a trained model.
 
-    fader edit photo.jpg --set Smiling=0.8 --set Male=-0.5 -o out.png
-    fader edit photo.jpg --strip Smiling --alphas 0,0.5,1 -o strip.png
+fader edit photo.jpg --set Smiling=0.8 --set Male=-0.5 -o out.png
+fader edit photo.jpg --strip Smiling --alphas 0,0.5,1 -o strip.png
 """
 
 import logging
@@ -18,16 +18,21 @@ log = logging.getLogger(__name__)
 def main(
     image: Path = typer.Argument(..., exists=True, dir_okay=False, help="Photo to edit."),
     model: Path = typer.Option(Path("models/fader.pt"), help="Fader checkpoint."),
-    set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE",
-                                   help="Attribute value, repeatable (e.g. Smiling=0.8)."),
+    set_: list[str] = typer.Option(
+        [], "--set", metavar="NAME=VALUE", help="Attribute value, repeatable (e.g. Smiling=0.8)."
+    ),
     out: Path = typer.Option(..., "-o", "--out", help="PNG to write."),
     classifier: Path | None = typer.Option(
-        None, help="Classifier that infers the unset attributes (default: "
-        f"{DEFAULT_CLASSIFIER} when that file exists)."),  # fmt: skip
-    no_classifier: bool = typer.Option(False, "--no-classifier",
-                                       help="Decode the unset attributes as 0 instead."),
-    strip: str | None = typer.Option(None, metavar="NAME",
-                                     help="Write the original, then NAME at each α."),
+        None,
+        help="Classifier that infers the unset attributes (default: "
+        f"{DEFAULT_CLASSIFIER} when that file exists).",
+    ),
+    no_classifier: bool = typer.Option(
+        False, "--no-classifier", help="Decode the unset attributes as 0 instead."
+    ),
+    strip: str | None = typer.Option(
+        None, metavar="NAME", help="Write the original, then NAME at each α."
+    ),
     alphas: str = typer.Option("0,0.25,0.5,0.75,1", help="Comma-separated α for --strip."),
 ) -> None:
     """Edit one photo; unset attributes keep the classifier's verdict on it (see fader.edit)."""
@@ -56,7 +61,8 @@ def main(
     if strip is None:
         result = edit.edit_image(autoencoder, attributes, photo, settings, judge, str(image))
     else:
-        result = edit.edit_strip(autoencoder, attributes, photo, strip, values, settings, judge,
-                                 str(image))  # fmt: skip
+        result = edit.edit_strip(
+            autoencoder, attributes, photo, strip, values, settings, judge, str(image)
+        )
     grids.save_png(out, result)
     log.info("wrote %s (%dx%d px)", out, result.shape[1], result.shape[0])

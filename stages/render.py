@@ -24,5 +24,13 @@ def main(
     _common.setup(config.seed)
     autoencoder, attributes = checkpoint.load_network(model, "fader")
     test = PreparedDataset(data, "test", attributes=attributes)
-    render_report(autoencoder, attributes, test, config, out, metrics_dir, live,
-                  title=f"Fader Networks: {model}")  # fmt: skip
+    render_report(
+        autoencoder,
+        attributes,
+        test,
+        config,
+        out,
+        metrics_dir,
+        live,
+        title=f"Fader Networks: {model}",
+    )

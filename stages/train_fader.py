@@ -42,9 +42,12 @@ def main(
         result = train_fader(train, valid, judge, model, config, checkpoints, seed, logger)
     io.copy_file(checkpoints / BEST_SWAP, out)
     history = {r["epoch"]: r for r in result["history"]}
-    io.write_json(metrics, {
-        "selected_epoch": result["best_swap_epoch"],
-        "selected": history[result["best_swap_epoch"]],
-        "best_recon_epoch": result["best_recon_epoch"],
-        "last": result["history"][-1],
-    })  # fmt: skip
+    io.write_json(
+        metrics,
+        {
+            "selected_epoch": result["best_swap_epoch"],
+            "selected": history[result["best_swap_epoch"]],
+            "best_recon_epoch": result["best_recon_epoch"],
+            "last": result["history"][-1],
+        },
+    )

@@ -43,27 +43,70 @@ def load_script(relative: str) -> ModuleType:
         spec.loader.exec_module(module)
     return sys.modules[name]
 
+
 #: The values tests build configs from, where a test does not say otherwise (the configs have no
 #: defaults: in the pipeline every value comes from params.yaml). Mostly the paper's and the
 #: official code's settings.
 TEST_DEFAULTS: dict[type, dict[str, Any]] = {
-    ModelConfig: {"init_fm": 16, "max_fm": 512, "dis_dropout": 0.3, "n_skip": 0,
-                  "decoder_dropout": 0.0, "patch_dis_layers": 3},
+    ModelConfig: {
+        "init_fm": 16,
+        "max_fm": 512,
+        "dis_dropout": 0.3,
+        "n_skip": 0,
+        "decoder_dropout": 0.0,
+        "patch_dis_layers": 3,
+    },
     ClassifierConfig: {"init_fm": 32, "max_fm": 512, "dropout": 0.0},
-    TrainConfig: {"batch_size": 32, "learning_rate": 2e-4, "beta1": 0.5, "lambda_max": 1e-4,
-                  "lambda_schedule": 500_000, "clip_grad_norm": 5.0, "epoch_size": 50_000,
-                  "n_epochs": 1000, "recon_loss": "mse", "patch_weight": 0.0, "flip": True,
-                  "valid_size": 0, "log_every": 50, "device": "auto"},
-    ClassifierTrainConfig: {"batch_size": 64, "learning_rate": 1e-3, "max_epochs": 20,
-                            "patience": 3, "flip": True, "device": "auto"},
-    EvaluateConfig: {"n_images": 0, "fid_images": 500,
-                     "alphas": (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0),
-                     "intensity": 2.0, "batch_size": 100, "device": "auto"},
-    RenderConfig: {"n_images": 8, "alpha_min": 0.0, "alpha_max": 1.0, "n_alphas": 10, "seed": 0,
-                   "multi_swaps": (), "curves": None, "device": "auto"},
-    PreprocessConfig: {"split": "official", "split_fractions": (0.8, 0.1, 0.1), "seed": 0,
-                       "skip_bad": False, "workers": 2},
-}  # fmt: skip
+    TrainConfig: {
+        "batch_size": 32,
+        "learning_rate": 2e-4,
+        "beta1": 0.5,
+        "lambda_max": 1e-4,
+        "lambda_schedule": 500_000,
+        "clip_grad_norm": 5.0,
+        "epoch_size": 50_000,
+        "n_epochs": 1000,
+        "recon_loss": "mse",
+        "patch_weight": 0.0,
+        "flip": True,
+        "valid_size": 0,
+        "log_every": 50,
+        "device": "auto",
+    },
+    ClassifierTrainConfig: {
+        "batch_size": 64,
+        "learning_rate": 1e-3,
+        "max_epochs": 20,
+        "patience": 3,
+        "flip": True,
+        "device": "auto",
+    },
+    EvaluateConfig: {
+        "n_images": 0,
+        "fid_images": 500,
+        "alphas": (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0),
+        "intensity": 2.0,
+        "batch_size": 100,
+        "device": "auto",
+    },
+    RenderConfig: {
+        "n_images": 8,
+        "alpha_min": 0.0,
+        "alpha_max": 1.0,
+        "n_alphas": 10,
+        "seed": 0,
+        "multi_swaps": (),
+        "curves": None,
+        "device": "auto",
+    },
+    PreprocessConfig: {
+        "split": "official",
+        "split_fractions": (0.8, 0.1, 0.1),
+        "seed": 0,
+        "skip_bad": False,
+        "workers": 2,
+    },
+}
 
 
 def make(cls: type[T], **values: Any) -> T:

@@ -8,19 +8,27 @@ TRACKED = {"fader/training.py", "params.yaml", "metrics/evaluate.json", "stages/
 
 
 def test_missing_data_and_models_are_not_staleness() -> None:
-    status = {"train_fader": [
-        {"changed deps": {"data/prepared": "deleted", "models/classifier.pt": "not in cache"}},
-        {"changed outs": {"models/fader.pt": "deleted"}},
-    ]}  # fmt: skip
+    status = {
+        "train_fader": [
+            {"changed deps": {"data/prepared": "deleted", "models/classifier.pt": "not in cache"}},
+            {"changed outs": {"models/fader.pt": "deleted"}},
+        ]
+    }
     assert check_stale.stale_entries(status, TRACKED) == []
 
 
 def test_changed_code_params_metrics_and_command_are_staleness() -> None:
     status = {
-        "train_fader": [{"changed deps": {"fader/training.py": "modified",
-                                          "params.yaml": {"train_fader.n_epochs": "modified"}}}],
+        "train_fader": [
+            {
+                "changed deps": {
+                    "fader/training.py": "modified",
+                    "params.yaml": {"train_fader.n_epochs": "modified"},
+                }
+            }
+        ],
         "evaluate": [{"changed outs": {"metrics/evaluate.json": "modified"}}, "changed command"],
-    }  # fmt: skip
+    }
     found = check_stale.stale_entries(status, TRACKED)
     assert found == [
         "train_fader: fader/training.py modified",

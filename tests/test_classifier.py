@@ -5,12 +5,12 @@ import torch
 from torch import nn
 
 from fader.config import to_dict
+from fader.data.prepared import PreparedDataset
+from fader.data.preprocess import PreprocessConfig, prepare
 from fader.model import checkpoint
+from fader.model.networks import ClassifierConfig
 from fader.train.classifier import accuracy, train_classifier
 from fader.train.config import ClassifierTrainConfig
-from fader.data.prepared import PreparedDataset
-from fader.model.networks import ClassifierConfig
-from fader.data.preprocess import PreprocessConfig, prepare
 from tests.conftest import make
 
 ATTRS = ("Smiling", "Male")
@@ -52,9 +52,15 @@ def test_training_stops_early_and_keeps_the_best(prepared: Path, tmp_path: Path)
     assert accuracy(classifier, valid)["mean"] == pytest.approx(best)
     assert len(history) <= 6
     # the saved form round-trips through the checkpoint loader
-    checkpoint.save(tmp_path / "c.pt", {"kind": "classifier", "config": to_dict(model),
-                                        "attributes": list(ATTRS),
-                                        "state": classifier.state_dict()})  # fmt: skip
+    checkpoint.save(
+        tmp_path / "c.pt",
+        {
+            "kind": "classifier",
+            "config": to_dict(model),
+            "attributes": list(ATTRS),
+            "state": classifier.state_dict(),
+        },
+    )
     loaded, attributes = checkpoint.load_network(tmp_path / "c.pt", "classifier")
     assert attributes == list(ATTRS)
     x, _ = valid.batch([0, 1])

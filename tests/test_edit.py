@@ -10,29 +10,42 @@ from typer import Typer
 from typer.testing import CliRunner
 
 import stages.edit
-from fader.config import to_dict
 from fader import edit
-from fader.model import checkpoint
-from fader.report import grids
+from fader.config import to_dict
 from fader.data.prepared import PreparedDataset
-from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
 from fader.data.preprocess import PreprocessConfig, prepare
+from fader.model import checkpoint
+from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
+from fader.report import grids
 from fader.train.config import TrainConfig
 from fader.train.trainer import BEST_SWAP, train_fader
 from tests.conftest import make, make_raw_celeba
 
 ATTRS = ("Smiling", "Male")
 MODEL = make(ModelConfig, img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16)
-CONFIG = make(TrainConfig, batch_size=4, epoch_size=8, n_epochs=1, lambda_schedule=4, log_every=1,
-                     device="cpu")  # fmt: skip
+CONFIG = make(
+    TrainConfig,
+    batch_size=4,
+    epoch_size=8,
+    n_epochs=1,
+    lambda_schedule=4,
+    log_every=1,
+    device="cpu",
+)
 
 
 def save_classifier(path: Path, attributes: tuple[str, ...], img_size: int = 32) -> Path:
     torch.manual_seed(1)
     cfg = make(ClassifierConfig, img_size=img_size, n_attr=len(attributes), init_fm=4, max_fm=8)
-    checkpoint.save(path, {"kind": "classifier", "config": to_dict(cfg),
-                           "attributes": list(attributes),
-                           "state": AttributeClassifier(cfg).state_dict()})  # fmt: skip
+    checkpoint.save(
+        path,
+        {
+            "kind": "classifier",
+            "config": to_dict(cfg),
+            "attributes": list(attributes),
+            "state": AttributeClassifier(cfg).state_dict(),
+        },
+    )
     return path
 
 
@@ -40,8 +53,12 @@ def save_classifier(path: Path, attributes: tuple[str, ...], img_size: int = 32)
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One short epoch of real training: the checkpoint `fader train` would select."""
     root = tmp_path_factory.mktemp("edit")
-    prepare(make_raw_celeba(root / "raw"), root / "prepared",
-            make(PreprocessConfig, img_size=32, attributes=ATTRS, workers=1), progress=False)
+    prepare(
+        make_raw_celeba(root / "raw"),
+        root / "prepared",
+        make(PreprocessConfig, img_size=32, attributes=ATTRS, workers=1),
+        progress=False,
+    )
     classifier = save_classifier(root / "classifier.pt", ATTRS)
     train = PreparedDataset(root / "prepared", "train", flip=True)
     valid = PreparedDataset(root / "prepared", "valid")
@@ -50,8 +67,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     photo = root / "photo.jpg"  # any size or aspect: cropped and resized like the training data
     pixels = np.random.default_rng(0).integers(0, 256, (90, 70, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(photo, quality=90)
-    return {"model": root / "ckpt" / BEST_SWAP, "classifier": classifier, "photo": photo,
-            "root": root}  # fmt: skip
+    return {
+        "model": root / "ckpt" / BEST_SWAP,
+        "classifier": classifier,
+        "photo": photo,
+        "root": root,
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -76,9 +97,19 @@ def test_edit_writes_the_edited_photo(trained: dict[str, Path], tmp_path: Path) 
     outputs = {}
     for value in ("0.8", "-0.5"):
         out = tmp_path / f"smiling_{value}.png"
-        result = cli(trained["photo"], "--model", trained["model"], "--set", f"Smiling={value}",
-                     "--set", "Male=1", "--classifier", trained["classifier"],
-                     "-o", out)  # fmt: skip
+        result = cli(
+            trained["photo"],
+            "--model",
+            trained["model"],
+            "--set",
+            f"Smiling={value}",
+            "--set",
+            "Male=1",
+            "--classifier",
+            trained["classifier"],
+            "-o",
+            out,
+        )
         assert result.exit_code == 0, result.output
         outputs[value] = png(out)
         assert outputs[value].shape == (32, 32, 3)
@@ -86,8 +117,9 @@ def test_edit_writes_the_edited_photo(trained: dict[str, Path], tmp_path: Path) 
     # the CLI is the library call
     autoencoder, attributes = checkpoint.load_network(trained["model"], "fader")
     judge = checkpoint.load_network(trained["classifier"], "classifier")
-    direct = edit.edit_image(autoencoder, attributes, trained["photo"].read_bytes(),
-                             {"Smiling": 0.8, "Male": 1.0}, judge)  # fmt: skip
+    direct = edit.edit_image(
+        autoencoder, attributes, trained["photo"].read_bytes(), {"Smiling": 0.8, "Male": 1.0}, judge
+    )
     assert np.array_equal(direct, outputs["0.8"])
 
 
@@ -114,11 +146,20 @@ def test_without_classifier_unset_attributes_are_zero_with_a_warning(
     assert np.array_equal(guessed, explicit)
 
 
-def test_strip_shows_the_original_then_each_alpha(trained: dict[str, Path], tmp_path: Path
-                                                  ) -> None:  # fmt: skip
+def test_strip_shows_the_original_then_each_alpha(trained: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "strip.png"
-    result = cli(trained["photo"], "--model", trained["model"], "--strip", "Smiling",
-                 "--alphas", "0,0.5,1", "--no-classifier", "-o", out)  # fmt: skip
+    result = cli(
+        trained["photo"],
+        "--model",
+        trained["model"],
+        "--strip",
+        "Smiling",
+        "--alphas",
+        "0,0.5,1",
+        "--no-classifier",
+        "-o",
+        out,
+    )
     assert result.exit_code == 0, result.output
     strip = png(out)
     assert strip.shape == (32, 4 * 32 + 3 * 2, 3)
@@ -138,32 +179,60 @@ def test_default_classifier_is_used_when_present(
     assert cli(trained["photo"], "--set", "Smiling=1", "-o", "none.png").exit_code == 0
     (tmp_path / "models" / "classifier.pt").write_bytes(trained["classifier"].read_bytes())
     assert cli(trained["photo"], "--set", "Smiling=1", "-o", "default.png").exit_code == 0
-    assert cli(trained["photo"], "--set", "Smiling=1", "-o", "explicit.png", "--classifier",
-               trained["classifier"]).exit_code == 0  # fmt: skip
+    assert (
+        cli(
+            trained["photo"],
+            "--set",
+            "Smiling=1",
+            "-o",
+            "explicit.png",
+            "--classifier",
+            trained["classifier"],
+        ).exit_code
+        == 0
+    )
     assert np.array_equal(png(tmp_path / "default.png"), png(tmp_path / "explicit.png"))
 
 
 def test_unknown_attribute_lists_the_valid_ones(trained: dict[str, Path], tmp_path: Path) -> None:
-    result = cli(trained["photo"], "--model", trained["model"], "--set", "Smilling=1", "-o",
-                 tmp_path / "out.png")  # fmt: skip
+    result = cli(
+        trained["photo"],
+        "--model",
+        trained["model"],
+        "--set",
+        "Smilling=1",
+        "-o",
+        tmp_path / "out.png",
+    )
     assert isinstance(result.exception, ValueError)
     assert "'Smilling'" in str(result.exception) and "Smiling, Male" in str(result.exception)
-    result = cli(trained["photo"], "--model", trained["model"], "--strip", "Eyeglasses", "-o",
-                 tmp_path / "out.png")  # fmt: skip
+    result = cli(
+        trained["photo"],
+        "--model",
+        trained["model"],
+        "--strip",
+        "Eyeglasses",
+        "-o",
+        tmp_path / "out.png",
+    )
     assert isinstance(result.exception, ValueError) and "Eyeglasses" in str(result.exception)
     assert not (tmp_path / "out.png").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--set", "Smiling"], "NAME=FLOAT"),
-    (["--set", "Smiling=lots"], "NAME=FLOAT"),
-    (["--set", "=1"], "NAME=FLOAT"),
-    (["--set", "Smiling=nan"], "NAME=FLOAT"),
-    (["--set", "Smiling=1", "--set", "Smiling=0"], "more than once"),
-    (["--strip", "Smiling", "--alphas", "0,,1"], "alphas"),
-])  # fmt: skip
-def test_malformed_options_are_rejected(trained: dict[str, Path], tmp_path: Path,
-                                        args: list[str], message: str) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "Smiling"], "NAME=FLOAT"),
+        (["--set", "Smiling=lots"], "NAME=FLOAT"),
+        (["--set", "=1"], "NAME=FLOAT"),
+        (["--set", "Smiling=nan"], "NAME=FLOAT"),
+        (["--set", "Smiling=1", "--set", "Smiling=0"], "more than once"),
+        (["--strip", "Smiling", "--alphas", "0,,1"], "alphas"),
+    ],
+)
+def test_malformed_options_are_rejected(
+    trained: dict[str, Path], tmp_path: Path, args: list[str], message: str
+) -> None:
     result = cli(trained["photo"], "--model", trained["model"], *args, "-o", tmp_path / "o.png")
     assert result.exit_code == 2, result.output
     assert message in result.output
@@ -175,19 +244,39 @@ def test_corrupt_image_is_named(trained: dict[str, Path], tmp_path: Path) -> Non
     result = cli(bad, "--model", trained["model"], "--set", "Smiling=1", "-o", tmp_path / "o.png")
     assert isinstance(result.exception, ValueError)
     assert "broken.jpg" in str(result.exception) and "not a readable image" in str(result.exception)
-    assert cli(tmp_path / "absent.jpg", "--model", trained["model"], "-o",
-               tmp_path / "o.png").exit_code == 2  # fmt: skip
+    assert (
+        cli(
+            tmp_path / "absent.jpg", "--model", trained["model"], "-o", tmp_path / "o.png"
+        ).exit_code
+        == 2
+    )
 
 
-@pytest.mark.parametrize("attributes, img_size, message", [
-    (("Smiling", "Eyeglasses"), 32, r"missing \['Male'\]"),
-    (ATTRS, 64, "works at 64 px but the model at 32 px"),
-])  # fmt: skip
-def test_mismatched_classifier_is_refused(trained: dict[str, Path], tmp_path: Path,
-                                          attributes: tuple[str, ...], img_size: int,
-                                          message: str) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    "attributes, img_size, message",
+    [
+        (("Smiling", "Eyeglasses"), 32, r"missing \['Male'\]"),
+        (ATTRS, 64, "works at 64 px but the model at 32 px"),
+    ],
+)
+def test_mismatched_classifier_is_refused(
+    trained: dict[str, Path],
+    tmp_path: Path,
+    attributes: tuple[str, ...],
+    img_size: int,
+    message: str,
+) -> None:
     other = save_classifier(tmp_path / "other.pt", attributes, img_size)
-    result = cli(trained["photo"], "--model", trained["model"], "--set", "Smiling=1",
-                 "--classifier", other, "-o", tmp_path / "o.png")  # fmt: skip
+    result = cli(
+        trained["photo"],
+        "--model",
+        trained["model"],
+        "--set",
+        "Smiling=1",
+        "--classifier",
+        other,
+        "-o",
+        tmp_path / "o.png",
+    )
     assert isinstance(result.exception, ValueError)
     assert re.search(message, str(result.exception))

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from fader.data.prepared import PreparedDataset
+from fader.data.preprocess import PreprocessConfig, prepare
 from fader.eval.evaluate import EvaluateConfig, ablation_table, evaluate
 from fader.eval.swaps import flip_attribute
-from fader.data.preprocess import PreprocessConfig, prepare
 from tests.conftest import make
 
 ATTRS = ("Smiling", "Male", "Eyeglasses")
@@ -38,8 +38,12 @@ class PixelReader(nn.Module):
 
 @pytest.fixture
 def test_split(raw_celeba: Path, tmp_path: Path) -> PreparedDataset:
-    prepare(raw_celeba, tmp_path / "prepared",
-            make(PreprocessConfig, img_size=SIZE, attributes=ATTRS, workers=1), progress=False)  # fmt: skip
+    prepare(
+        raw_celeba,
+        tmp_path / "prepared",
+        make(PreprocessConfig, img_size=SIZE, attributes=ATTRS, workers=1),
+        progress=False,
+    )
     return PreparedDataset(tmp_path / "prepared", "test")
 
 
@@ -76,8 +80,9 @@ def test_identical_reconstruction_scores_perfectly(test_split: PreparedDataset) 
         def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             return z
 
-    result = evaluate(Copy(), PixelReader(), test_split,
-                      make(EvaluateConfig, fid_images=0, device="cpu"))  # fmt: skip
+    result = evaluate(
+        Copy(), PixelReader(), test_split, make(EvaluateConfig, fid_images=0, device="cpu")
+    )
     _, y = test_split.batch(list(range(len(test_split))))
     recon = result["reconstruction"]
     assert recon["mse"] == 0 and recon["rmse"] == 0
@@ -103,10 +108,15 @@ def test_intensity_must_be_one_of_the_alphas(test_split: PreparedDataset) -> Non
         run(test_split, alphas=(0.0, 1.0), intensity=2.0)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"fid_images": 3}, "even number"), ({"n_images": -1}, "n_images"),
-    ({"alphas": ()}, "at least one"), ({"batch_size": 0}, "batch_size"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"fid_images": 3}, "even number"),
+        ({"n_images": -1}, "n_images"),
+        ({"alphas": ()}, "at least one"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
 def test_bad_settings(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make(EvaluateConfig, **overrides)

@@ -13,12 +13,14 @@ app = typer.Typer()
 app.command()(gate.main)
 
 EVALUATE = {
-    "attributes": {"Smiling": {"swap_accuracy": 0.9, "name": "smile"},
-                   "Male": {"swap_accuracy": 0.95, "flags": [1, 2]}},
+    "attributes": {
+        "Smiling": {"swap_accuracy": 0.9, "name": "smile"},
+        "Male": {"swap_accuracy": 0.95, "flags": [1, 2]},
+    },
     "reconstruction": {"mse": 0.004},
     "fid": None,
     "converged": True,
-}  # fmt: skip
+}
 TRAIN = {"epochs": 10, "test_accuracy": {"mean": 0.99}}
 RULES = """\
 rules:
@@ -43,8 +45,10 @@ def write_metrics(folder: Path, **files: dict) -> Path:
 
 def worsened(**changes: float) -> dict:
     """EVALUATE with some swap accuracies (by attribute) or "mse" replaced."""
-    attributes = {name: {**values, "swap_accuracy": changes.get(name, values["swap_accuracy"])}
-                  for name, values in EVALUATE["attributes"].items()}  # fmt: skip
+    attributes = {
+        name: {**values, "swap_accuracy": changes.get(name, values["swap_accuracy"])}
+        for name, values in EVALUATE["attributes"].items()
+    }
     mse = changes.get("mse", EVALUATE["reconstruction"]["mse"])
     return {**EVALUATE, "attributes": attributes, "reconstruction": {"mse": mse}}
 
@@ -93,9 +97,11 @@ def test_read_metrics_dir_errors(tmp_path: Path) -> None:
 
 def test_identical_metrics_pass(tmp_path: Path) -> None:
     rows = judge(tmp_path, EVALUATE)
-    assert statuses(rows) == {"attributes.Male.swap_accuracy": "PASS",
-                              "attributes.Smiling.swap_accuracy": "PASS",
-                              "reconstruction.mse": "PASS"}  # fmt: skip
+    assert statuses(rows) == {
+        "attributes.Male.swap_accuracy": "PASS",
+        "attributes.Smiling.swap_accuracy": "PASS",
+        "reconstruction.mse": "PASS",
+    }
     assert all(row.change == 0 and row.reason == "" for row in rows.values())
     assert gate.passed(list(rows.values()))
 
@@ -126,8 +132,9 @@ def test_missing_metric_and_missing_file_fail(tmp_path: Path) -> None:
 
     baseline = write_metrics(tmp_path / "base", evaluate=EVALUATE)
     run_dir = write_metrics(tmp_path / "run", train=TRAIN)
-    rows = gate.compare(gate.read_metrics_dir(run_dir), gate.read_metrics_dir(baseline),
-                        rules_of(RULES, tmp_path))  # fmt: skip
+    rows = gate.compare(
+        gate.read_metrics_dir(run_dir), gate.read_metrics_dir(baseline), rules_of(RULES, tmp_path)
+    )
     assert {row.status for row in rows} == {"MISSING"}
     assert {row.reason for row in rows} == {"evaluate.json missing from run"}
     assert not gate.passed(rows)
@@ -157,12 +164,16 @@ def test_absolute_bounds(tmp_path: Path) -> None:
 def test_abs_tolerance_allows_moves_from_zero(tmp_path: Path) -> None:
     current = {"m.json:loss": 0.003}
     baseline = {"m.json:loss": 0.0}
-    strict = rules_of('rules: [{metric: "m.json:loss", direction: lower, max_worsening: 0.5}]',
-                      tmp_path)  # fmt: skip
+    strict = rules_of(
+        'rules: [{metric: "m.json:loss", direction: lower, max_worsening: 0.5}]', tmp_path
+    )
     [row] = gate.compare(current, baseline, strict)
     assert (row.status, row.change) == ("FAIL", None)  # 50 % of 0 is 0
-    loose = rules_of("rules: [{metric: 'm.json:loss', direction: lower, max_worsening: 0.5,"
-                     " abs_tolerance: 0.005}]", tmp_path)  # fmt: skip
+    loose = rules_of(
+        "rules: [{metric: 'm.json:loss', direction: lower, max_worsening: 0.5,"
+        " abs_tolerance: 0.005}]",
+        tmp_path,
+    )
     assert gate.passed(gate.compare(current, baseline, loose))
     assert not gate.passed(gate.compare({"m.json:loss": 0.006}, baseline, loose))
 
@@ -174,15 +185,20 @@ rules:
   - {metric: "evaluate.json:attributes.*", direction: higher}
 """
     rows = judge(tmp_path, worsened(Smiling=0.6, Male=0.94, mse=1.0), rules)
-    assert statuses(rows) == {"attributes.Male.swap_accuracy": "FAIL",
-                              "attributes.Smiling.swap_accuracy": "PASS"}  # fmt: skip
+    assert statuses(rows) == {
+        "attributes.Male.swap_accuracy": "FAIL",
+        "attributes.Smiling.swap_accuracy": "PASS",
+    }
     assert rows["evaluate.json:attributes.Male.swap_accuracy"].limit == "no worsening"
 
 
 def test_rule_matching_no_baseline_metric_is_an_error(tmp_path: Path) -> None:
     typo = RULES + '  - {metric: "evaluate.json:reconstruction.mae", direction: lower}\n'
-    with pytest.raises(ValueError, match=r"rules\[2\] \('evaluate.json:reconstruction.mae'\) "
-                                         "matches no baseline metric; baseline metrics: "):
+    with pytest.raises(
+        ValueError,
+        match=r"rules\[2\] \('evaluate.json:reconstruction.mae'\) "
+        "matches no baseline metric; baseline metrics: ",
+    ):
         judge(tmp_path, EVALUATE, typo)
     hidden = RULES.replace("rules:\n", 'rules:\n  - {metric: "*", direction: higher}\n')
     with pytest.raises(ValueError, match=r"rules\[1\].*taken by an earlier rule"):
@@ -197,19 +213,30 @@ def test_rule_matching_no_baseline_metric_is_an_error(tmp_path: Path) -> None:
         ("rules: []\nthresholds: 1", r"single key 'rules', got \['rules', 'thresholds'\]"),
         ("rules: []", "'rules' must be a non-empty list"),
         ("rules: [x]", r"rules\[0\]: expected a mapping of keys, got str"),
-        ("rules: [{metric: x, direction: higher, tolerance: 0.1}]",
-         r"rules\[0\]: unknown key\(s\) \['tolerance'\]; valid keys: \['abs_tolerance', "),
+        (
+            "rules: [{metric: x, direction: higher, tolerance: 0.1}]",
+            r"rules\[0\]: unknown key\(s\) \['tolerance'\]; valid keys: \['abs_tolerance', ",
+        ),
         ("rules: [{metric: x}]", r"rules\[0\]: missing key\(s\) \['direction'\]"),
-        ("rules: [{metric: x, direction: up}]",
-         r"direction: Input should be 'higher' or 'lower' \(got 'up'\)"),
-        ("rules: [{metric: x, direction: lower, max_worsening: -0.1}]",
-         r"max_worsening: Input should be greater than or equal to 0 \(got -0.1\)"),
-        ("rules: [{metric: x, direction: lower, abs_tolerance: '5%'}]",
-         r"abs_tolerance: Input should be a valid number \(got '5%'\)"),
-        ("rules: [{metric: x, direction: lower, min: 2, max: 1}]", r"min \(2.0\) is above max \(1.0\)"),
+        (
+            "rules: [{metric: x, direction: up}]",
+            r"direction: Input should be 'higher' or 'lower' \(got 'up'\)",
+        ),
+        (
+            "rules: [{metric: x, direction: lower, max_worsening: -0.1}]",
+            r"max_worsening: Input should be greater than or equal to 0 \(got -0.1\)",
+        ),
+        (
+            "rules: [{metric: x, direction: lower, abs_tolerance: '5%'}]",
+            r"abs_tolerance: Input should be a valid number \(got '5%'\)",
+        ),
+        (
+            "rules: [{metric: x, direction: lower, min: 2, max: 1}]",
+            r"min \(2.0\) is above max \(1.0\)",
+        ),
         ("rules: [{metric: '', direction: lower}]", "metric must be a non-empty pattern"),
     ],
-)  # fmt: skip
+)
 def test_bad_rules_files_give_clear_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as error:
         rules_of(text, tmp_path)
@@ -225,10 +252,28 @@ def test_format_table_is_fixed_width(tmp_path: Path) -> None:
     run = worsened(Smiling=0.8)
     del run["attributes"]["Male"]
     lines = gate.format_table(list(judge(tmp_path, run).values())).splitlines()
-    assert lines[0].split() == ["metric", "baseline", "current", "change", "limit", "status",
-                                "reason"]  # fmt: skip
-    assert lines[1].split() == ["evaluate.json:attributes.Male.swap_accuracy", "0.95", "-", "-",
-                                "-5%,", "min", "0.5", "MISSING", "not", "in", "run"]  # fmt: skip
+    assert lines[0].split() == [
+        "metric",
+        "baseline",
+        "current",
+        "change",
+        "limit",
+        "status",
+        "reason",
+    ]
+    assert lines[1].split() == [
+        "evaluate.json:attributes.Male.swap_accuracy",
+        "0.95",
+        "-",
+        "-",
+        "-5%,",
+        "min",
+        "0.5",
+        "MISSING",
+        "not",
+        "in",
+        "run",
+    ]
     assert "-11.11%" in lines[2] and "FAIL" in lines[2]
     starts = {line.index(word) for line, word in zip(lines, ("status", "MISSING", "FAIL", "PASS"))}
     assert len(starts) == 1  # one column
@@ -239,8 +284,15 @@ def cli(tmp_path: Path, run: dict, *extra: str) -> tuple[Result, Path]:
     write_metrics(tmp_path / "run", evaluate=run, train=TRAIN)
     baseline = write_metrics(tmp_path / "base", evaluate=EVALUATE)
     (tmp_path / "gate.yaml").write_text(RULES)
-    args = ["--run", str(tmp_path / "run"), "--baseline", str(baseline),
-            "--rules", str(tmp_path / "gate.yaml"), *extra]  # fmt: skip
+    args = [
+        "--run",
+        str(tmp_path / "run"),
+        "--baseline",
+        str(baseline),
+        "--rules",
+        str(tmp_path / "gate.yaml"),
+        *extra,
+    ]
     return CliRunner().invoke(app, args), baseline
 
 
@@ -254,8 +306,14 @@ def test_cli_fails_with_a_readable_table(tmp_path: Path) -> None:
     result, _ = cli(tmp_path, worsened(mse=0.01))
     assert result.exit_code == 1, result.output
     mse = next(line for line in result.output.splitlines() if "reconstruction.mse" in line)
-    assert mse.split()[:6] == ["evaluate.json:reconstruction.mse", "0.004", "0.01", "+150.00%",
-                               "+25%,", "max"]  # fmt: skip
+    assert mse.split()[:6] == [
+        "evaluate.json:reconstruction.mse",
+        "0.004",
+        "0.01",
+        "+150.00%",
+        "+25%,",
+        "max",
+    ]
     assert "FAIL" in mse and "worse by 0.006 (allowed 0.001)" in mse
     assert "gate FAILED: 1 of 3 metrics failed, 0 missing" in result.output
 
@@ -263,9 +321,17 @@ def test_cli_fails_with_a_readable_table(tmp_path: Path) -> None:
 def test_cli_bad_rules_exit_2(tmp_path: Path) -> None:
     (tmp_path / "gate.yaml").write_text("rules: [{metric: x, direction: sideways}]")
     write_metrics(tmp_path / "run", evaluate=EVALUATE)
-    result = CliRunner().invoke(app, ["--run", str(tmp_path / "run"), "--baseline",
-                                      str(tmp_path / "run"), "--rules",
-                                      str(tmp_path / "gate.yaml")])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "--run",
+            str(tmp_path / "run"),
+            "--baseline",
+            str(tmp_path / "run"),
+            "--rules",
+            str(tmp_path / "gate.yaml"),
+        ],
+    )
     assert result.exit_code == 2
     assert "direction: Input should be 'higher' or 'lower' (got 'sideways')" in result.output
 
@@ -291,20 +357,25 @@ CI_BASELINE = Path(__file__).parent.parent / "metrics" / "ci_baseline"
 CI_RULES = Path(__file__).parent.parent / ".ci" / "gate_rules.yaml"
 
 
-@pytest.mark.parametrize(("metric", "change", "expected"), [
-    ("evaluate.json:mean.swap_accuracy", -0.15, "FAIL"),  # twice the seed-to-seed spread
-    ("evaluate.json:mean.swap_accuracy", -0.06, "PASS"),  # within it
-    ("train_classifier.json:test_accuracy.mean", -0.05, "FAIL"),
-    ("evaluate.json:reconstruction.mse", +0.01, "FAIL"),  # +31 %
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("metric", "change", "expected"),
+    [
+        ("evaluate.json:mean.swap_accuracy", -0.15, "FAIL"),  # twice the seed-to-seed spread
+        ("evaluate.json:mean.swap_accuracy", -0.06, "PASS"),  # within it
+        ("train_classifier.json:test_accuracy.mean", -0.05, "FAIL"),
+        ("evaluate.json:reconstruction.mse", +0.01, "FAIL"),  # +31 %
+    ],
+)
 def test_committed_ci_rules_catch_regressions_beyond_the_noise(
     metric: str, change: float, expected: str
 ) -> None:
     baseline = gate.read_metrics_dir(CI_BASELINE)
     rules = gate.read_rules(CI_RULES)
     assert gate.passed(gate.compare(baseline, baseline, rules))
-    rows = {row.metric: row for row in gate.compare({**baseline, metric: baseline[metric] + change},
-                                                    baseline, rules)}  # fmt: skip
+    rows = {
+        row.metric: row
+        for row in gate.compare({**baseline, metric: baseline[metric] + change}, baseline, rules)
+    }
     assert rows[metric].status == expected
 
 

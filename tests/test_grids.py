@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from fader.report import grids
 from fader.data.prepared import to_float
 from fader.model.networks import AutoEncoder, ModelConfig
+from fader.report import grids
 from tests.conftest import make
 
 S, G = 8, 2  # cell side and gutter of the stub grids

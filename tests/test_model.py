@@ -61,8 +61,14 @@ def tiny(**kw) -> ModelConfig:
 @pytest.mark.parametrize(
     ("img_size", "n_layers", "n_skip"),
     [
-        (32, 4, 0), (32, 5, 0), (32, 1, 0), (16, 3, 0), (64, 5, 0),
-        (32, 4, 1), (32, 4, 2), (64, 5, 4),
+        (32, 4, 0),
+        (32, 5, 0),
+        (32, 1, 0),
+        (16, 3, 0),
+        (64, 5, 0),
+        (32, 4, 1),
+        (32, 4, 2),
+        (64, 5, 4),
     ],
 )
 def test_autoencoder_shapes(img_size, n_layers, n_skip):
@@ -194,8 +200,11 @@ def test_build_rejects_unknown_and_missing_keys():
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        (dict(img_size=64, n_layers=7), r"img_size 64 with n_layers 7 leaves a latent of 0.5 px; "
-         r"use n_layers <= 6 \(5 keeps the paper's 2x2 latent\)"),
+        (
+            dict(img_size=64, n_layers=7),
+            r"img_size 64 with n_layers 7 leaves a latent of 0.5 px; "
+            r"use n_layers <= 6 \(5 keeps the paper's 2x2 latent\)",
+        ),
         (dict(img_size=48), "power of two"),
         (dict(img_size=4, n_layers=1), "img_size must be a power of two >= 8"),
         (dict(img_size=32.0), r"img_size\s+Input should be a valid integer"),

@@ -22,8 +22,9 @@ def config(**overrides) -> PreprocessConfig:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_prepare_writes_cropped_array_and_table(raw_celeba: Path, tmp_path: Path,
-                                                workers: int) -> None:  # fmt: skip
+def test_prepare_writes_cropped_array_and_table(
+    raw_celeba: Path, tmp_path: Path, workers: int
+) -> None:
     meta = prepare(raw_celeba, tmp_path / "out", config(workers=workers), progress=False)
     images = np.load(tmp_path / "out" / "images.npy", mmap_mode="r")
     assert images.shape == (12, 32, 32, 3) and images.dtype == np.uint8

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 import stages.render
 from fader.config import to_dict
-from fader.model import checkpoint
-from fader.report import curves, grids, page, render
-from fader.model.networks import AutoEncoder, ModelConfig
 from fader.data.preprocess import PreprocessConfig, prepare
+from fader.model import checkpoint
+from fader.model.networks import AutoEncoder, ModelConfig
+from fader.report import curves, grids, page, render
 from tests.conftest import make
 
 ATTRS = ("Smiling", "Male")
@@ -41,13 +41,20 @@ def write_live(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_read_and_plot_dvclive_curves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     live = write_live(tmp_path, monkeypatch)
     read = curves.read_curves(live)
-    assert sorted(read) == ["train_fader/lambda_e", "train_fader/train/recon_loss",
-                              "train_fader/valid/swap_accuracy/mean"]  # fmt: skip
+    assert sorted(read) == [
+        "train_fader/lambda_e",
+        "train_fader/train/recon_loss",
+        "train_fader/valid/swap_accuracy/mean",
+    ]
     assert read["train_fader/train/recon_loss"]["step"].tolist() == [2, 4, 6]
     assert read["train_fader/train/recon_loss"]["value"].tolist() == pytest.approx(
-        [0.5, 0.25, 1 / 6])
+        [0.5, 0.25, 1 / 6]
+    )
     assert sorted(curves.read_curves(live / "train_fader" / "plots" / "metrics")) == [
-        "lambda_e", "train/recon_loss", "valid/swap_accuracy/mean"]  # fmt: skip
+        "lambda_e",
+        "train/recon_loss",
+        "valid/swap_accuracy/mean",
+    ]
 
     names = curves.plot_curves(live, tmp_path / "curves.png")
     assert len(names) == 3
@@ -65,18 +72,31 @@ def test_html_report_is_self_contained(tmp_path: Path) -> None:
     grid = np.zeros((10, 20, 3), np.uint8)
     grids.save_png(tmp_path / "swaps.png", grid)
     grids.save_png(tmp_path / "curves.png", np.full((5, 5, 3), 9, np.uint8))
-    tables = {"train_fader": {"selected_epoch": 3, "selected": {"valid/recon_mse": 0.012345678}},
-              "evaluate": {"fid": 41.3, "names": ["a<b"]}}  # fmt: skip
-    page.write_html_report(tmp_path / "index.html", "Fader <run>", tables,
-                             [tmp_path / "curves.png"], [tmp_path / "swaps.png"],
-                             captions={"swaps.png": "flips & more"})  # fmt: skip
+    tables = {
+        "train_fader": {"selected_epoch": 3, "selected": {"valid/recon_mse": 0.012345678}},
+        "evaluate": {"fid": 41.3, "names": ["a<b"]},
+    }
+    page.write_html_report(
+        tmp_path / "index.html",
+        "Fader <run>",
+        tables,
+        [tmp_path / "curves.png"],
+        [tmp_path / "swaps.png"],
+        captions={"swaps.png": "flips & more"},
+    )
     html = (tmp_path / "index.html").read_text()
     assert "<script" not in html.lower()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert "http://" not in html and "https://" not in html
     assert "<title>Fader &lt;run&gt;</title>" in html
-    for value in ("selected_epoch", "selected/valid/recon_mse", "0.0123457", "41.3", "a&lt;b",
-                  "flips &amp; more"):  # fmt: skip
+    for value in (
+        "selected_epoch",
+        "selected/valid/recon_mse",
+        "0.0123457",
+        "41.3",
+        "a&lt;b",
+        "flips &amp; more",
+    ):
         assert value in html
     uris = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert len(uris) == 2
@@ -86,30 +106,64 @@ def test_html_report_is_self_contained(tmp_path: Path) -> None:
 def test_render_stage_writes_the_report_folder(
     raw_celeba: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    prepare(raw_celeba, tmp_path / "prepared",
-            make(PreprocessConfig, img_size=32, attributes=ATTRS, workers=1), progress=False)
+    prepare(
+        raw_celeba,
+        tmp_path / "prepared",
+        make(PreprocessConfig, img_size=32, attributes=ATTRS, workers=1),
+        progress=False,
+    )
     torch.manual_seed(0)
     cfg = make(ModelConfig, img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16)
-    checkpoint.save(tmp_path / "fader.pt", {"kind": "fader", "config": to_dict(cfg),
-                                            "attributes": list(ATTRS),
-                                            "state": AutoEncoder(cfg).state_dict()})  # fmt: skip
+    checkpoint.save(
+        tmp_path / "fader.pt",
+        {
+            "kind": "fader",
+            "config": to_dict(cfg),
+            "attributes": list(ATTRS),
+            "state": AutoEncoder(cfg).state_dict(),
+        },
+    )
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "train_fader.json").write_text(json.dumps({"selected_epoch": 7}))
     live = write_live(tmp_path, monkeypatch)
-    render = {"n_images": 8, "alpha_min": -0.5, "alpha_max": 1.5, "n_alphas": 3, "seed": 0,
-              "multi_swaps": [{"Smiling": 1, "Male": 0}], "curves": None,
-              "device": "cpu"}  # fmt: skip
+    render = {
+        "n_images": 8,
+        "alpha_min": -0.5,
+        "alpha_max": 1.5,
+        "n_alphas": 3,
+        "seed": 0,
+        "multi_swaps": [{"Smiling": 1, "Male": 0}],
+        "curves": None,
+        "device": "cpu",
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"render": render}, sort_keys=False))
     app = Typer()
     app.command()(stages.render.main)
     out = tmp_path / "reports" / "render"
-    args = ["--data", "prepared", "--model", "fader.pt", "--out", str(out), "--metrics-dir",
-            "metrics", "--live", str(live), "--params", "params.yaml"]  # fmt: skip
+    args = [
+        "--data",
+        "prepared",
+        "--model",
+        "fader.pt",
+        "--out",
+        str(out),
+        "--metrics-dir",
+        "metrics",
+        "--live",
+        str(live),
+        "--params",
+        "params.yaml",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "curves.png", "index.html", "interpolation_Male.png", "interpolation_Smiling.png",
-        "multi_swaps.png", "swaps.png"]  # fmt: skip
+        "curves.png",
+        "index.html",
+        "interpolation_Male.png",
+        "interpolation_Smiling.png",
+        "multi_swaps.png",
+        "swaps.png",
+    ]
     rows = 3  # the test split of the 12-image fixture is smaller than n_images
     sizes = {"interpolation_Male.png": 2 + 3, "swaps.png": 2 + 2, "multi_swaps.png": 2 + 1}
     for name, cols in sizes.items():
@@ -128,12 +182,15 @@ def test_render_stage_writes_the_report_folder(
     assert (out / "swaps.png").is_file()  # the old report is left whole
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"n_images": 0}, "n_images"),
-    ({"multi_swaps": ({"Male": "yes"},)}, "multi_swaps"),
-    ({"n_alphas": 1}, "n_alphas"),
-    ({"alpha_max": float("nan")}, "alpha_max"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"n_images": 0}, "n_images"),
+        ({"multi_swaps": ({"Male": "yes"},)}, "multi_swaps"),
+        ({"n_alphas": 1}, "n_alphas"),
+        ({"alpha_max": float("nan")}, "alpha_max"),
+    ],
+)
 def test_bad_render_parameters(values: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make(render.RenderConfig, **values)

@@ -35,10 +35,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fader.data import celeba
-from fader.model import checkpoint
-from fader.report.grids import GUTTER
 from fader.eval.inception import FID_HELPER_PACKAGE, check_state_dict
+from fader.model import checkpoint
 from fader.report.curves import read_curves
+from fader.report.grids import GUTTER
 from fader.report.render import interpolation_file
 from fader.train.trainer import BEST_RECON, BEST_SWAP, LAST
 from stages.cli import app
@@ -51,13 +51,24 @@ DVC_STAGES: dict[str, dict[str, Any]] = DVC_YAML["stages"]
 TINY: dict[str, Any] = {
     "data": {"synthetic_size": 60, "img_size": 32, "workers": 1},
     "model": {"n_layers": 4, "init_fm": 4, "max_fm": 16},
-    "train_classifier": {"init_fm": 4, "max_fm": 16, "batch_size": 16, "max_epochs": 1,
-                         "device": "cpu"},
-    "train_fader": {"batch_size": 8, "epoch_size": 64, "n_epochs": 2, "lambda_schedule": 8,
-                    "log_every": 4, "device": "cpu"},
+    "train_classifier": {
+        "init_fm": 4,
+        "max_fm": 16,
+        "batch_size": 16,
+        "max_epochs": 1,
+        "device": "cpu",
+    },
+    "train_fader": {
+        "batch_size": 8,
+        "epoch_size": 64,
+        "n_epochs": 2,
+        "lambda_schedule": 8,
+        "log_every": 4,
+        "device": "cpu",
+    },
     "evaluate": {"fid_images": 0, "batch_size": 8, "device": "cpu"},
     "render": {"n_images": 2, "n_alphas": 3, "device": "cpu"},
-}  # fmt: skip
+}
 
 #: The stages of the fast path, in dvc.yaml's order; `inception` only runs in the FID test.
 FAST_STAGES = [name for name in DVC_STAGES if name != "inception"]
@@ -195,8 +206,9 @@ class Pipeline:
         """The file or folder dvc.yaml passes to `flag` in `stage`, under the root."""
         return self.root / option(stage, flag)
 
-    def command(self, stage: str, outputs: Path, params: Path | None = None, **paths: Path
-                ) -> list[str]:  # fmt: skip
+    def command(
+        self, stage: str, outputs: Path, params: Path | None = None, **paths: Path
+    ) -> list[str]:
         """`stage`'s command reading this pipeline's files and writing under `outputs`."""
         return command(stage, self.root, outputs, params or self.params, **paths)
 
@@ -256,8 +268,9 @@ def test_download_writes_the_celeba_layout(pipeline: Pipeline) -> None:
     assert (raw / celeba.PARTITION_FILE).is_file()
 
 
-def test_preprocess_packs_the_selected_attributes(pipeline: Pipeline, attributes: list[str]
-                                                  ) -> None:  # fmt: skip
+def test_preprocess_packs_the_selected_attributes(
+    pipeline: Pipeline, attributes: list[str]
+) -> None:
     prepared = pipeline.path("preprocess", "--out")
     data = tiny_params()["data"]
     images = np.load(prepared / "images.npy", mmap_mode="r")
@@ -304,7 +317,8 @@ def test_fader_checkpoints_metrics_and_curves(pipeline: Pipeline, attributes: li
     curves = read_curves(pipeline.path("train_fader", "--live"))
     assert "train/recon_loss" in curves and "valid/recon_mse" in curves
     assert curves["valid/recon_mse"]["step"].tolist() == [
-        e * metrics["last"]["step"] // n_epochs for e in range(1, n_epochs + 1)]  # fmt: skip
+        e * metrics["last"]["step"] // n_epochs for e in range(1, n_epochs + 1)
+    ]
 
 
 def test_evaluate_metrics_and_swap_curve(pipeline: Pipeline, attributes: list[str]) -> None:
@@ -314,14 +328,21 @@ def test_evaluate_metrics_and_swap_curve(pipeline: Pipeline, attributes: list[st
     assert metrics["settings"]["images"] == tiny_params()["data"]["synthetic_size"] // 10
     assert metrics["settings"]["alphas"] == params["alphas"]
     assert {"mse", "rmse", "psnr", "ssim"} <= set(metrics["reconstruction"])
-    assert metrics["reconstruction"]["rmse"] == pytest.approx(metrics["reconstruction"]["mse"]
-                                                              ** 0.5)  # fmt: skip
+    assert metrics["reconstruction"]["rmse"] == pytest.approx(
+        metrics["reconstruction"]["mse"] ** 0.5
+    )
     assert set(metrics["attributes"]) == set(attributes)
     intensity = f"swap_accuracy_x{params['intensity']:g}"
     for name in attributes:
         scores = metrics["attributes"][name]
-        for key in ("swap_accuracy", intensity, "real_accuracy", "reconstruction_accuracy",
-                    "preservation_error", "official_set_accuracy"):  # fmt: skip
+        for key in (
+            "swap_accuracy",
+            intensity,
+            "real_accuracy",
+            "reconstruction_accuracy",
+            "preservation_error",
+            "official_set_accuracy",
+        ):
             assert 0 <= scores[key] <= 1, (name, key, scores)
     assert set(metrics["table"]) == {"Real", "AE", "Swap"}
 
@@ -364,12 +385,14 @@ def edit(pipeline: Pipeline, photo: Path, out: Path, *options: str) -> Result:
     """`fader edit` with the pipeline's model, from the pipeline's root (the default classifier)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(pipeline.root)
-        return invoke("edit", photo, "--model", pipeline.path("train_fader", "--out"),
-                      "-o", out, *options)  # fmt: skip
+        return invoke(
+            "edit", photo, "--model", pipeline.path("train_fader", "--out"), "-o", out, *options
+        )
 
 
-def test_edit_writes_a_png_of_the_model_size(pipeline: Pipeline, photo: Path, tmp_path: Path,
-                                             caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_edit_writes_a_png_of_the_model_size(
+    pipeline: Pipeline, photo: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     check_ok(edit(pipeline, photo, tmp_path / "edited.png", "--set", "Smiling=1"))
     size = tiny_params()["data"]["img_size"]
@@ -385,9 +408,9 @@ def test_edit_strip(pipeline: Pipeline, photo: Path, tmp_path: Path) -> None:
     assert png_size(tmp_path / "strip.png") == grid_size(1, cols, size)
 
 
-def test_edit_unknown_attribute_names_the_valid_ones(pipeline: Pipeline, photo: Path,
-                                                     tmp_path: Path, attributes: list[str]
-                                                     ) -> None:  # fmt: skip
+def test_edit_unknown_attribute_names_the_valid_ones(
+    pipeline: Pipeline, photo: Path, tmp_path: Path, attributes: list[str]
+) -> None:
     result = edit(pipeline, photo, tmp_path / "edited.png", "--set", "Nope=1")
     check_fails(result, "Nope", *attributes)
     assert not (tmp_path / "edited.png").exists()
@@ -400,8 +423,10 @@ def test_edit_unknown_attribute_names_the_valid_ones(pipeline: Pipeline, photo: 
 @pytest.fixture(scope="module")
 def fid_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Offline Inception weights (the fid-helper conversion) and a 4-image FID."""
-    return write_params(tmp_path_factory.mktemp("fid") / "params.yaml", {
-        "inception": {"source": "fid-helper"}, "evaluate": {"fid_images": 4}})  # fmt: skip
+    return write_params(
+        tmp_path_factory.mktemp("fid") / "params.yaml",
+        {"inception": {"source": "fid-helper"}, "evaluate": {"fid_images": 4}},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -414,24 +439,29 @@ def inception_weights(pipeline: Pipeline, fid_params: Path) -> Path:
     return weights
 
 
-def test_inception_writes_and_then_reuses_the_weights(pipeline: Pipeline, fid_params: Path,
-                                                      inception_weights: Path,
-                                                      caplog: pytest.LogCaptureFixture
-                                                      ) -> None:  # fmt: skip
+def test_inception_writes_and_then_reuses_the_weights(
+    pipeline: Pipeline, fid_params: Path, inception_weights: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     state = torch.load(inception_weights, map_location="cpu", weights_only=True)
     check_state_dict(state)  # a plain pytorch-fid state dict
     written = inception_weights.read_bytes()
     caplog.set_level(logging.INFO, logger="fader.eval.inception")
-    check_ok(invoke(*pipeline.command("inception", fid_params.parent, fid_params,
-                                      out=inception_weights)))  # fmt: skip
+    check_ok(
+        invoke(*pipeline.command("inception", fid_params.parent, fid_params, out=inception_weights))
+    )
     assert "using cached" in caplog.text
     assert inception_weights.read_bytes() == written
 
 
 @pytest.mark.slow  # each Fréchet distance takes a 2048x2048 sqrtm: ~10-25 s on two CPU cores
 @pytest.mark.filterwarnings("ignore:Matrix is singular:scipy.linalg.LinAlgWarning")
-def test_evaluate_reports_fid(pipeline: Pipeline, fid_params: Path, inception_weights: Path,
-                              tmp_path: Path, attributes: list[str]) -> None:  # fmt: skip
+def test_evaluate_reports_fid(
+    pipeline: Pipeline,
+    fid_params: Path,
+    inception_weights: Path,
+    tmp_path: Path,
+    attributes: list[str],
+) -> None:
     out = tmp_path / "out"
     check_ok(invoke(*pipeline.command("evaluate", out, fid_params, inception=inception_weights)))
     metrics = read_json(out / option("evaluate", "--metrics"))
@@ -478,14 +508,18 @@ def test_unknown_attribute_in_data_attributes(pipeline: Pipeline, tmp_path: Path
 #: (stage, option naming an input folder, what the message must also say)
 MISSING_INPUTS = [
     ("preprocess", "raw", "not found"),
-    *((stage, "data", "run `fader preprocess` first")
-      for stage in FAST_STAGES if "--data" in DVC_STAGES[stage]["cmd"]),
-]  # fmt: skip
+    *(
+        (stage, "data", "run `fader preprocess` first")
+        for stage in FAST_STAGES
+        if "--data" in DVC_STAGES[stage]["cmd"]
+    ),
+]
 
 
 @pytest.mark.parametrize("stage, name, hint", MISSING_INPUTS)
-def test_missing_input_folder(pipeline: Pipeline, tmp_path: Path, stage: str, name: str,
-                              hint: str) -> None:  # fmt: skip
+def test_missing_input_folder(
+    pipeline: Pipeline, tmp_path: Path, stage: str, name: str, hint: str
+) -> None:
     absent = tmp_path / "absent"
     out = tmp_path / "out"
     result = invoke(*pipeline.command(stage, out, **{name: absent}))
@@ -493,8 +527,9 @@ def test_missing_input_folder(pipeline: Pipeline, tmp_path: Path, stage: str, na
     assert files_under(out) == []
 
 
-def test_classifier_of_other_attributes_is_refused(pipeline: Pipeline, tmp_path: Path,
-                                                   attributes: list[str]) -> None:  # fmt: skip
+def test_classifier_of_other_attributes_is_refused(
+    pipeline: Pipeline, tmp_path: Path, attributes: list[str]
+) -> None:
     other = ["Smiling", "Male"]
     assert other != attributes
     params = write_params(tmp_path / "params.yaml", {"data": {"attributes": other}})
@@ -517,8 +552,9 @@ def retrain(pipeline: Pipeline, out: Path, params: Path | None = None) -> Result
     return invoke(*pipeline.command("train_fader", out, params))
 
 
-def test_rerun_resumes_instead_of_retraining(pipeline: Pipeline, tmp_path: Path,
-                                             caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_rerun_resumes_instead_of_retraining(
+    pipeline: Pipeline, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A second `fader train` with the same params finds the finished run in its checkpoints."""
     out = tmp_path / "out"
     caplog.set_level(logging.INFO, logger="fader.train.trainer")

@@ -79,8 +79,14 @@ def test_first_images_do_not_depend_on_the_count(generated: Path, tmp_path: Path
 def test_attribute_frequencies_and_constraints() -> None:
     table = synthetic.sample_attributes(20_000, seed=0) > 0
     rates = table.mean()
-    expected = {"Male": 0.42, "Smiling": 0.48, "Mouth_Slightly_Open": 0.48, "Eyeglasses": 0.15,
-                "Blond_Hair": 0.15, "Wearing_Lipstick": 0.435}  # fmt: skip
+    expected = {
+        "Male": 0.42,
+        "Smiling": 0.48,
+        "Mouth_Slightly_Open": 0.48,
+        "Eyeglasses": 0.15,
+        "Blond_Hair": 0.15,
+        "Wearing_Lipstick": 0.435,
+    }
     for name, rate in expected.items():
         assert abs(rates[name] - rate) < 0.02, name
     male = table["Male"]
@@ -124,9 +130,16 @@ def test_attributes_change_only_their_region(attribute: str, field: str, region:
 
 def test_other_attributes_change_the_picture() -> None:
     base = face(1)
-    for change in ({"male": True}, {"hair_colour": "blond"}, {"hat": True}, {"bangs": True},
-                   {"pale_skin": True}, {"beard": "full"}, {"beard": "goatee"},
-                   {"beard": "stubble"}):  # fmt: skip
+    for change in (
+        {"male": True},
+        {"hair_colour": "blond"},
+        {"hat": True},
+        {"bangs": True},
+        {"pale_skin": True},
+        {"beard": "full"},
+        {"beard": "goatee"},
+        {"beard": "stubble"},
+    ):
         changed = dataclasses.replace(base, **change)
         diff = difference(synthetic.render(base), synthetic.render(changed))
         assert (diff > 30).sum() > 300, change

@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fader.model import checkpoint
 from fader.data.prepared import PreparedDataset
-from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
 from fader.data.preprocess import PreprocessConfig, prepare
+from fader.model import checkpoint
+from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
 from fader.train.config import TrainConfig
 from fader.train.losses import lambda_e
 from fader.train.steps import FaderNetworks, autoencoder_step
@@ -16,8 +16,16 @@ from tests.conftest import make
 
 ATTRS = ("Smiling", "Male")
 MODEL = make(ModelConfig, img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16)
-CONFIG = make(TrainConfig, batch_size=4, epoch_size=16, n_epochs=2, lambda_max=0.01,
-                     lambda_schedule=6, log_every=2, device="cpu")  # fmt: skip
+CONFIG = make(
+    TrainConfig,
+    batch_size=4,
+    epoch_size=16,
+    n_epochs=2,
+    lambda_max=0.01,
+    lambda_schedule=6,
+    log_every=2,
+    device="cpu",
+)
 
 
 @pytest.fixture
@@ -35,8 +43,9 @@ def judge() -> AttributeClassifier:
 def run(prepared: Path, ckpt: Path, config: TrainConfig = CONFIG, logger=None) -> dict:
     train = PreparedDataset(prepared, "train", flip=True)
     valid = PreparedDataset(prepared, "valid")
-    return train_fader(train, valid, judge(), MODEL, config, ckpt, seed=7, logger=logger,
-                       progress=False)  # fmt: skip
+    return train_fader(
+        train, valid, judge(), MODEL, config, ckpt, seed=7, logger=logger, progress=False
+    )
 
 
 def test_lambda_schedule_is_linear_then_constant() -> None:
@@ -117,8 +126,9 @@ def test_bad_training_parameters(overrides: dict, message: str) -> None:
 
 
 @pytest.mark.parametrize("loss", ["mae", "huber"])
-def test_ablation_losses_and_patch_discriminator_train(prepared: Path, tmp_path: Path,
-                                                       loss: str) -> None:  # fmt: skip
+def test_ablation_losses_and_patch_discriminator_train(
+    prepared: Path, tmp_path: Path, loss: str
+) -> None:
     config = replace(CONFIG, n_epochs=1, recon_loss=loss, patch_weight=0.1)
     result = run(prepared, tmp_path / loss, config)
     assert "train_epoch/patch_loss" in result["history"][0]

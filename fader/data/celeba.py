@@ -19,14 +19,47 @@ from fader import io
 
 #: The 40 attribute names, in the column order of `list_attr_celeba.txt`.
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
-    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair",
-    "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair",
-    "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache",
-    "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
-    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings",
-    "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
-)  # fmt: skip
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
+)
 
 #: Names of the three parts of `list_eval_partition.txt` (0, 1, 2).
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -78,9 +111,14 @@ def read_attributes(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise CelebAFormatError(f"{path}: line 2 must list the attribute names")
     try:
         table = pd.read_csv(
-            path, sep=r"\s+", skiprows=2, header=None, names=["filename", *names], index_col=0,
+            path,
+            sep=r"\s+",
+            skiprows=2,
+            header=None,
+            names=["filename", *names],
+            index_col=0,
             dtype={"filename": str, **{n: np.int8 for n in names}},
-        )  # fmt: skip
+        )
     except ValueError as error:  # missing or non-integer values
         raise CelebAFormatError(
             f"{path}: every row must be a file name and {len(names)} values of 1 or -1 "
@@ -107,9 +145,13 @@ def read_partition(path: str | os.PathLike[str]) -> pd.Series:
     if not path.is_file():
         raise FileNotFoundError(f"partition file not found: {path}")
     table = pd.read_csv(
-        path, sep=r"\s+", header=None, names=["filename", "part"], index_col=0,
+        path,
+        sep=r"\s+",
+        header=None,
+        names=["filename", "part"],
+        index_col=0,
         dtype={"filename": str, "part": "Int64"},
-    )  # fmt: skip
+    )
     if table["part"].isna().any() or not table["part"].isin((0, 1, 2)).all():
         raise CelebAFormatError(f"{path}: every row must be `filename 0|1|2`")
     split = table["part"].map(dict(enumerate(SPLITS))).astype(str)

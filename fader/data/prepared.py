@@ -63,8 +63,9 @@ class PreparedDataset(Dataset):
         meta_bytes = (prepared_dir / META_FILE).read_bytes()
         self.meta = json.loads(meta_bytes)
         #: identifies the prepared data (its table and settings), e.g. to match a checkpoint
-        self.digest = hashlib.sha256(meta_bytes + (prepared_dir / TABLE_FILE).read_bytes()
-                                     ).hexdigest()  # fmt: skip
+        self.digest = hashlib.sha256(
+            meta_bytes + (prepared_dir / TABLE_FILE).read_bytes()
+        ).hexdigest()
         table = pd.read_csv(prepared_dir / TABLE_FILE)
         self.attributes = celeba.check_attributes(
             attributes if attributes is not None else self.meta["attributes"],

@@ -2,8 +2,8 @@
 
 Section 5 of the paper: crop the aligned 178x218 images to the centred 178x178 square (the
 official code keeps rows 20..198), resize to 256x256 (here `img_size`), normalise to [-1, 1]
-(done at load time, see `fader.data.prepared`). Unlike the official code, which holds the whole resized
-dataset in RAM (~40 GB at 256 px), workers decode images independently and write their rows
+(done at load time, see `fader.data.prepared`). Unlike the official code, which holds the whole
+resized dataset in RAM (~40 GB at 256 px), workers decode images independently and write their rows
 straight into the output file with `pwrite`, so peak memory does not grow with the dataset.
 
 Output folder (written atomically):
@@ -93,9 +93,7 @@ class ImageSource:
     def _zip_members(self) -> dict[str, str]:
         if not self._members:
             with zipfile.ZipFile(self.zip_path) as archive:
-                self._members = {
-                    Path(m).name: m for m in archive.namelist() if not m.endswith("/")
-                }
+                self._members = {Path(m).name: m for m in archive.namelist() if not m.endswith("/")}
         return self._members
 
 
@@ -135,8 +133,12 @@ def select_images(raw_dir: Path, config: PreprocessConfig) -> pd.DataFrame:
             f"in {raw_dir}"
         )
     if missing:
-        log.info("%d listed images are absent from %s; using the %d present", missing,
-                 raw_dir, len(table))  # fmt: skip
+        log.info(
+            "%d listed images are absent from %s; using the %d present",
+            missing,
+            raw_dir,
+            len(table),
+        )
     selected = pd.DataFrame(index=table.index)
     selected["split"] = _split(table.index, raw_dir, config)
     for name in attributes:
@@ -190,8 +192,11 @@ def prepare(raw_dir: Path, out_dir: Path, config: PreprocessConfig, progress: bo
                 f"leave them out):\n{shown}{more}"
             )
         if bad:
-            log.warning("skipped %d unreadable image(s): %s", len(bad),
-                        ", ".join(name for name, _ in bad[:20]))  # fmt: skip
+            log.warning(
+                "skipped %d unreadable image(s): %s",
+                len(bad),
+                ", ".join(name for name, _ in bad[:20]),
+            )
             keep = ~selected["filename"].isin({name for name, _ in bad}).to_numpy()
             _compact(images_path, keep)
             selected = selected[keep].reset_index(drop=True)
@@ -217,8 +222,9 @@ def _decode_all(
         (raw_dir, images_path, offset, start, names[start : start + _CHUNK], config.img_size)
         for start in range(0, len(names), _CHUNK)
     ]
-    chunks = parallel.imap_with_progress(_decode_chunk, tasks, config.workers, len(names),
-                                         "preprocess", progress)  # fmt: skip
+    chunks = parallel.imap_with_progress(
+        _decode_chunk, tasks, config.workers, len(names), "preprocess", progress
+    )
     return [failure for chunk in chunks for failure in chunk]
 
 
@@ -260,4 +266,3 @@ def _compact(images_path: Path, keep: np.ndarray) -> None:
     new.flush()
     del old, new
     os.replace(compact_path, images_path)
-

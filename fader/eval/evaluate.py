@@ -77,27 +77,40 @@ def evaluate(
             "real_accuracy": means["real_hits"][i].item(),
             "reconstruction_accuracy": means["reconstruction_hits"][i].item(),
             "swap_accuracy": curve[_alpha_index(config.alphas, 1.0), i].item(),
-            f"swap_accuracy_x{config.intensity:g}":
-                curve[_alpha_index(config.alphas, config.intensity), i].item(),
+            f"swap_accuracy_x{config.intensity:g}": curve[
+                _alpha_index(config.alphas, config.intensity), i
+            ].item(),
             "preservation_error": means["preservation_error"][i].item(),
             "official_set_accuracy": means["set_hits"][i].item(),
         }
         for i, name in enumerate(names)
-    }  # fmt: skip
+    }
     mse = means["mse"].item()
     result: dict[str, Any] = {
-        "settings": {"images": count, "alphas": list(config.alphas),
-                     "intensity": config.intensity, "fid_images": config.fid_images},
-        "reconstruction": {"mse": mse, "rmse": mse**0.5, "psnr": means["psnr"].item(),
-                           "ssim": means["ssim"].item(),
-                           "note": "MSE/RMSE on images in [-1, 1]; PSNR/SSIM on uint8; "
-                                   f"PSNR capped at {image_metrics.PSNR_CAP:g} dB"},
+        "settings": {
+            "images": count,
+            "alphas": list(config.alphas),
+            "intensity": config.intensity,
+            "fid_images": config.fid_images,
+        },
+        "reconstruction": {
+            "mse": mse,
+            "rmse": mse**0.5,
+            "psnr": means["psnr"].item(),
+            "ssim": means["ssim"].item(),
+            "note": "MSE/RMSE on images in [-1, 1]; PSNR/SSIM on uint8; "
+            f"PSNR capped at {image_metrics.PSNR_CAP:g} dB",
+        },
         "attributes": per_attribute,
-        "mean": {key: float(np.mean([scores[key] for scores in per_attribute.values()]))
-                 for key in per_attribute[names[0]]},
-        "swap_curve": [{"alpha": alpha, **dict(zip(names, row.tolist()))}
-                       for alpha, row in zip(config.alphas, curve)],
-    }  # fmt: skip
+        "mean": {
+            key: float(np.mean([scores[key] for scores in per_attribute.values()]))
+            for key in per_attribute[names[0]]
+        },
+        "swap_curve": [
+            {"alpha": alpha, **dict(zip(names, row.tolist()))}
+            for alpha, row in zip(config.alphas, curve)
+        ],
+    }
     if inception is not None and config.fid_images:
         result["fid"] = _fid(autoencoder, inception, test, names, config, device)
     return result
@@ -205,7 +218,9 @@ def ablation_table(result: dict[str, Any]) -> dict[str, dict[str, dict[str, floa
     table: dict[str, dict[str, dict[str, float | None]]] = {"Real": {}, "AE": {}, "Swap": {}}
     for name, scores in result["attributes"].items():
         table["Real"][name] = {"fid": fid.get("real_vs_real"), "accuracy": scores["real_accuracy"]}
-        table["AE"][name] = {"fid": fid.get("reconstruction"),
-                             "accuracy": scores["reconstruction_accuracy"]}  # fmt: skip
+        table["AE"][name] = {
+            "fid": fid.get("reconstruction"),
+            "accuracy": scores["reconstruction_accuracy"],
+        }
         table["Swap"][name] = {"fid": fid.get(f"swap/{name}"), "accuracy": scores["swap_accuracy"]}
     return table

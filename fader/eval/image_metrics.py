@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
 #: PSNR reported for identical images (infinite in theory), so that metrics JSON stays valid.
 #: Every per-image value is clamped to it. At 256x256 the smallest non-zero error (one channel of
 #: one pixel off by one gray level) gives 101.1 dB, so only (near-)identical images reach it.

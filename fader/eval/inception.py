@@ -79,7 +79,7 @@ _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionE
 
 @config
 class InceptionConfig:
-    """Where the weights come from (params.yaml, section `inception`); see `fetch_inception_weights`."""
+    """Where the weights come from (params.yaml, `inception`); see `fetch_inception_weights`."""
 
     source: Literal["auto", "url", "fid-helper"]
 
@@ -164,21 +164,29 @@ class FIDInceptionV3(fid_inception.InceptionV3):
         self.blocks = nn.ModuleList(
             [
                 nn.Sequential(
-                    net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3,
+                    net.Conv2d_1a_3x3,
+                    net.Conv2d_2a_3x3,
+                    net.Conv2d_2b_3x3,
                     nn.MaxPool2d(kernel_size=3, stride=2),
                 ),
                 nn.Sequential(
                     net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, nn.MaxPool2d(kernel_size=3, stride=2)
                 ),
                 nn.Sequential(
-                    net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a,
-                    net.Mixed_6b, net.Mixed_6c, net.Mixed_6d, net.Mixed_6e,
+                    net.Mixed_5b,
+                    net.Mixed_5c,
+                    net.Mixed_5d,
+                    net.Mixed_6a,
+                    net.Mixed_6b,
+                    net.Mixed_6c,
+                    net.Mixed_6d,
+                    net.Mixed_6e,
                 ),
                 nn.Sequential(
                     net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, nn.AdaptiveAvgPool2d((1, 1))
                 ),
             ]
-        )  # fmt: skip
+        )
         for param in self.parameters():
             param.requires_grad = False
 

@@ -41,4 +41,3 @@ def swap_accuracy(
         predicted = classifier(x_swap)[:, i] > 0
         accuracy[name] = (predicted == (y[:, i] < 0.5)).float().mean().item()
     return accuracy
-

@@ -53,8 +53,13 @@ def load(
 
 def network_payload(kind: str, net: nn.Module, attributes: list[str], **extra: Any) -> dict:
     """A trained network on its own: its weights, the config that builds it, its attributes."""
-    return {"kind": kind, "config": config.to_dict(net.cfg), "attributes": list(attributes),
-            "state": net.state_dict(), **extra}
+    return {
+        "kind": kind,
+        "config": config.to_dict(net.cfg),
+        "attributes": list(attributes),
+        "state": net.state_dict(),
+        **extra,
+    }
 
 
 def load_network(

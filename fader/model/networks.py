@@ -187,9 +187,7 @@ class ClassifierConfig:
 # Blocks
 
 
-def conv_block(
-    n_in: int, n_out: int, *, norm: bool = True, dropout: float = 0.0
-) -> nn.Sequential:
+def conv_block(n_in: int, n_out: int, *, norm: bool = True, dropout: float = 0.0) -> nn.Sequential:
     """Encoder `Ck`: Conv(4x4, stride 2, pad 1, bias) → [BatchNorm] → LeakyReLU(0.2) → [Dropout].
 
     Halves the spatial size. Shared by the encoder, both discriminators and the classifier.
@@ -386,8 +384,9 @@ class LatentDiscriminator(nn.Module):
         super().__init__()
         self.cfg = cfg
         widths = [cfg.channels(i) for i in range(cfg.n_layers, int(math.log2(cfg.img_size)))]
-        self.blocks = conv_stack(cfg.latent_channels, widths, norm_first=True,
-                                 dropout=cfg.dis_dropout)
+        self.blocks = conv_stack(
+            cfg.latent_channels, widths, norm_first=True, dropout=cfg.dis_dropout
+        )
         self.proj = mlp_head(widths[-1] if widths else cfg.latent_channels, cfg.code_size)
 
     def forward(self, z: Tensor) -> Tensor:

@@ -38,8 +38,9 @@ def read_curves(dvclive_dir: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
         table = pd.read_csv(path, sep="\t")
         values = [c for c in table.columns if c not in ("step", "timestamp")]
         if "step" not in table.columns or len(values) != 1:
-            raise ValueError(f"{path}: expected DVCLive columns `step` and one metric, got "
-                             f"{list(table.columns)}")  # fmt: skip
+            raise ValueError(
+                f"{path}: expected DVCLive columns `step` and one metric, got {list(table.columns)}"
+            )
         curves["/".join(parts)] = pd.DataFrame({"step": table["step"], "value": table[values[0]]})
     return curves
 
@@ -76,8 +77,9 @@ def plot_curves(
     axes = figure.subplots(rows, cols, squeeze=False).ravel()
     for ax, name in zip(axes, names):
         curve = curves[name]
-        ax.plot(curve["step"], curve["value"], lw=1.2, marker="o" if len(curve) <= 20 else None,
-                ms=2.5)  # fmt: skip
+        ax.plot(
+            curve["step"], curve["value"], lw=1.2, marker="o" if len(curve) <= 20 else None, ms=2.5
+        )
         ax.set_title(name, fontsize=8)
         ax.set_xlabel("step", fontsize=7)
         ax.tick_params(labelsize=7)
@@ -88,5 +90,3 @@ def plot_curves(
         # no Software/date metadata: the same curves give the same bytes
         figure.savefig(tmp, format="png", metadata={"Software": None})
     return names
-
-

@@ -93,8 +93,13 @@ def evaluating(module: nn.Module) -> Iterator[None]:
         module.train(was_training)
 
 
-def _grid(autoencoder: nn.Module, x: torch.Tensor, y: torch.Tensor,
-          edits: Sequence[torch.Tensor], gutter: int) -> np.ndarray:  # fmt: skip
+def _grid(
+    autoencoder: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    edits: Sequence[torch.Tensor],
+    gutter: int,
+) -> np.ndarray:
     """Rows of [x, D(E(x), y), D(E(x), edit_1), ...]; each edit is a (B, n) attribute tensor."""
     assert x.ndim == 4 and y.shape == (x.shape[0], y.shape[1]), (tuple(x.shape), tuple(y.shape))
     with evaluating(autoencoder):

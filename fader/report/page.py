@@ -19,8 +19,13 @@ from PIL import Image
 
 from fader import io
 
-_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-         ".svg": "image/svg+xml"}  # fmt: skip
+_MIME = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".svg": "image/svg+xml",
+}
 
 
 def read_metrics_dir(metrics_dir: str | os.PathLike[str]) -> dict[str, dict]:
@@ -78,12 +83,14 @@ figcaption { font-size: 0.9em; color: #555; margin-top: 0.3em; }
 
 def _table(name: str, metrics: Mapping[str, Any]) -> str:
     rows = "".join(
-        f"<tr><td>{html.escape(key)}</td><td class=\"value\">{html.escape(format_value(value))}"
+        f'<tr><td>{html.escape(key)}</td><td class="value">{html.escape(format_value(value))}'
         "</td></tr>"
         for key, value in flatten(metrics).items()
     )
-    return (f"<h3>{html.escape(name)}</h3>\n<table><tr><th>metric</th><th>value</th></tr>"
-            f"{rows}</table>\n")  # fmt: skip
+    return (
+        f"<h3>{html.escape(name)}</h3>\n<table><tr><th>metric</th><th>value</th></tr>"
+        f"{rows}</table>\n"
+    )
 
 
 def _figure(path: Path, caption: str | None, pixel_art: bool) -> str:
@@ -114,7 +121,7 @@ def write_html_report(
     """
     captions = captions or {}
     parts = [
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
         f"<h1>{html.escape(title)}</h1>\n"
     ]
@@ -129,5 +136,3 @@ def write_html_report(
         parts += [_figure(Path(p), captions.get(Path(p).name), True) for p in grid_images]
     parts.append("</body>\n</html>\n")
     io.write_text(path, "".join(parts))
-
-

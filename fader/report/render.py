@@ -8,8 +8,8 @@
 - `index.html`: all of the above plus the metrics JSON files as tables. Images are embedded as
   base64 data URIs and there is no JavaScript, so the file opens offline and can be mailed.
 
-The grids use a fixed, seeded list of test images (`fader.report.grids.fixed_indices`), so reports of
-two runs show the same faces.
+The grids use a fixed, seeded list of test images (`fader.report.grids.fixed_indices`), so reports
+of two runs show the same faces.
 """
 
 from __future__ import annotations
@@ -60,8 +60,9 @@ class RenderConfig:
         if self.n_alphas == 1 and self.alpha_min != self.alpha_max:
             raise ValueError("n_alphas must be >= 2 when alpha_min != alpha_max")
         if not all(self.multi_swaps):
-            raise ValueError("each multi_swaps entry must set at least one attribute, e.g. "
-                             "{Male: 1, Smiling: 0}")  # fmt: skip
+            raise ValueError(
+                "each multi_swaps entry must set at least one attribute, e.g. {Male: 1, Smiling: 0}"
+            )
 
     @property
     def alphas(self) -> list[float]:
@@ -91,11 +92,14 @@ def render_report(
     attributes = list(attributes)
     size = autoencoder.cfg.img_size
     if data.img_size != size:
-        raise ValueError(f"the model works at {size} px but the data is prepared at "
-                         f"{data.img_size} px: render with the data it was trained on")  # fmt: skip
+        raise ValueError(
+            f"the model works at {size} px but the data is prepared at "
+            f"{data.img_size} px: render with the data it was trained on"
+        )
     if list(data.attributes) != attributes:
-        raise ValueError(f"the model edits {attributes} but the data was read with "
-                         f"{list(data.attributes)}")  # fmt: skip
+        raise ValueError(
+            f"the model edits {attributes} but the data was read with {list(data.attributes)}"
+        )
     device = runtime.resolve_device(config.device)
     autoencoder = autoencoder.to(device)
     indices = grids.fixed_indices(len(data), config.n_images, config.seed)
@@ -109,19 +113,23 @@ def render_report(
         for i, name in enumerate(attributes):
             file = tmp / interpolation_file(name)
             grids.save_png(file, grids.interpolation_grid(autoencoder, x, y, i, alphas))
-            captions[file.name] = (f"{name}: original, reconstruction, then {name} = α for "
-                                   f"α = {_alpha_text(alphas)}")  # fmt: skip
+            captions[file.name] = (
+                f"{name}: original, reconstruction, then {name} = α for α = {_alpha_text(alphas)}"
+            )
             grid_files.append(file)
         grids.save_png(tmp / SWAPS, grids.swap_grid(autoencoder, x, y, attributes))
-        captions[SWAPS] = ("original, reconstruction, then one attribute flipped (1 - y): "
-                           + ", ".join(attributes))  # fmt: skip
+        captions[SWAPS] = (
+            "original, reconstruction, then one attribute flipped (1 - y): " + ", ".join(attributes)
+        )
         grid_files.append(tmp / SWAPS)
         if config.multi_swaps:
             grid = grids.multi_swap_grid(autoencoder, x, y, attributes, config.multi_swaps)
             grids.save_png(tmp / MULTI_SWAPS, grid)
             combos = [", ".join(f"{k}={v:g}" for k, v in c.items()) for c in config.multi_swaps]
-            captions[MULTI_SWAPS] = ("original, reconstruction, then several attributes set at "
-                                     "once: " + " | ".join(combos))  # fmt: skip
+            captions[MULTI_SWAPS] = (
+                "original, reconstruction, then several attributes set at "
+                "once: " + " | ".join(combos)
+            )
             grid_files.append(tmp / MULTI_SWAPS)
         curve_files = []
         if live_dir is not None:
@@ -130,9 +138,11 @@ def render_report(
             curve_files.append(tmp / CURVES)
         tables: dict[str, dict] = {
             "model": {**to_dict(autoencoder.cfg), "attributes": attributes},
-            "render": {"rows (test images)": [str(f) for f in data.filenames[indices]],
-                       "alphas": [round(a, 6) for a in alphas]},
-        }  # fmt: skip
+            "render": {
+                "rows (test images)": [str(f) for f in data.filenames[indices]],
+                "alphas": [round(a, 6) for a in alphas],
+            },
+        }
         if metrics_dir is not None:
             tables |= read_metrics_dir(metrics_dir)
         write_html_report(tmp / INDEX, title, tables, curve_files, grid_files, captions)

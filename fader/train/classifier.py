@@ -1,8 +1,8 @@
 """Training the attribute classifier that judges swaps (Section 4, model selection).
 
-A multi-label CNN (`fader.model.networks.AttributeClassifier`) trained on real images of the train split
-with binary cross-entropy, flip augmentation and early stopping on validation accuracy; its
-per-attribute accuracy on the test split says how far its verdicts can be trusted.
+A multi-label CNN (`fader.model.networks.AttributeClassifier`) trained on real images of the train
+split with binary cross-entropy, flip augmentation and early stopping on validation accuracy;
+its per-attribute accuracy on the test split says how far its verdicts can be trusted.
 """
 
 from __future__ import annotations
@@ -24,8 +24,12 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def accuracy(classifier: AttributeClassifier, data: PreparedDataset, batch_size: int = 256,
-             device: torch.device | str = "cpu") -> dict[str, float]:  # fmt: skip
+def accuracy(
+    classifier: AttributeClassifier,
+    data: PreparedDataset,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
     """Per-attribute accuracy of `classifier` on every image of `data` (plus their mean)."""
     classifier.eval()
     hits = torch.zeros(len(data.attributes))
@@ -69,10 +73,15 @@ def train_classifier(
             optimizer.step()
             total_loss += loss.item() * len(x)
         scores = accuracy(classifier, valid, device=device)
-        history.append({"epoch": epoch, "train_loss": total_loss / len(train),
-                        "valid_accuracy": scores})  # fmt: skip
-        log.info("classifier epoch %d: loss %.4f, valid accuracy %.4f", epoch,
-                 total_loss / len(train), scores["mean"])  # fmt: skip
+        history.append(
+            {"epoch": epoch, "train_loss": total_loss / len(train), "valid_accuracy": scores}
+        )
+        log.info(
+            "classifier epoch %d: loss %.4f, valid accuracy %.4f",
+            epoch,
+            total_loss / len(train),
+            scores["mean"],
+        )
         if scores["mean"] > best_accuracy:
             best_accuracy, stale = scores["mean"], 0
             best_state = {k: v.detach().cpu().clone() for k, v in classifier.state_dict().items()}

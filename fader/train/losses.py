@@ -39,4 +39,3 @@ def attribute_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch
     pairs = LatentDiscriminator.per_attribute(logits)  # (B, n, 2)
     per_attribute = F.cross_entropy(pairs.transpose(1, 2), target.long(), reduction="none")
     return per_attribute.sum(1).mean()
-

@@ -68,8 +68,9 @@ def validate(
         hits = logits.argmax(-1) == y.long()
         for i, name in enumerate(valid.attributes):
             batch[f"dis_accuracy/{name}"] = hits[:, i].float().mean().item()
-        for name, accuracy in swap_accuracy(nets.autoencoder, classifier, x, y,
-                                            valid.attributes).items():  # fmt: skip
+        for name, accuracy in swap_accuracy(
+            nets.autoencoder, classifier, x, y, valid.attributes
+        ).items():
             batch[f"swap_accuracy/{name}"] = accuracy
         for key, value in batch.items():
             sums[key] = sums.get(key, 0.0) + value * len(x)
@@ -119,8 +120,12 @@ def train_fader(
         if saved["fingerprint"] != fingerprint:
             log.info("%s was made with other settings: starting afresh", last)
         elif saved["epoch"] > config.n_epochs:  # n_epochs is not in the fingerprint (extending)
-            log.info("%s is at epoch %d, past n_epochs %d: starting afresh", last, saved["epoch"],
-                     config.n_epochs)  # fmt: skip
+            log.info(
+                "%s is at epoch %d, past n_epochs %d: starting afresh",
+                last,
+                saved["epoch"],
+                config.n_epochs,
+            )
         else:
             _restore(nets, sampler, state, saved)
             log.info("resuming from %s at epoch %d (step %d)", last, state["epoch"], state["step"])
@@ -138,8 +143,13 @@ def train_fader(
             logger(metrics, step)
     steps_per_epoch = config.steps_per_epoch
     total = config.n_epochs * steps_per_epoch
-    bar = tqdm(total=total, initial=state["epoch"] * steps_per_epoch, unit="step",
-               disable=not progress, desc="train")  # fmt: skip
+    bar = tqdm(
+        total=total,
+        initial=state["epoch"] * steps_per_epoch,
+        unit="step",
+        disable=not progress,
+        desc="train",
+    )
     while state["epoch"] < config.n_epochs:
         running: dict[str, float] = {}
         for _ in range(steps_per_epoch):
@@ -154,36 +164,49 @@ def train_fader(
             for key, value in metrics.items():
                 running[key] = running.get(key, 0.0) + value
             if state["step"] % config.log_every == 0:
-                emit({f"train/{k}": v for k, v in metrics.items()} | {"lambda_e": lam},
-                     state["step"])  # fmt: skip
+                emit(
+                    {f"train/{k}": v for k, v in metrics.items()} | {"lambda_e": lam}, state["step"]
+                )
             bar.update(1)
         state["epoch"] += 1
-        scores = validate(nets, classifier, valid, config.valid_size, VALID_BATCH_SIZE,
-                          device)  # fmt: skip
-        record = {"epoch": state["epoch"], "step": state["step"],
-                  **{f"train_epoch/{k}": v / steps_per_epoch for k, v in running.items()},
-                  **{f"valid/{k}": v for k, v in scores.items()}}  # fmt: skip
+        scores = validate(nets, classifier, valid, config.valid_size, VALID_BATCH_SIZE, device)
+        record = {
+            "epoch": state["epoch"],
+            "step": state["step"],
+            **{f"train_epoch/{k}": v / steps_per_epoch for k, v in running.items()},
+            **{f"valid/{k}": v for k, v in scores.items()},
+        }
         state["history"].append(record)
         emit({k: v for k, v in record.items() if k != "step"}, state["step"])
         _save_epoch(nets, sampler, state, fingerprint, checkpoint_dir, scores)
-        log.info("epoch %d/%d: recon %.4f, swap accuracy %.3f, dis accuracy %s",
-                 state["epoch"], config.n_epochs, scores["recon_mse"],
-                 scores["swap_accuracy/mean"],
-                 {n: round(scores[f"dis_accuracy/{n}"], 3) for n in valid.attributes})  # fmt: skip
+        log.info(
+            "epoch %d/%d: recon %.4f, swap accuracy %.3f, dis accuracy %s",
+            state["epoch"],
+            config.n_epochs,
+            scores["recon_mse"],
+            scores["swap_accuracy/mean"],
+            {n: round(scores[f"dis_accuracy/{n}"], 3) for n in valid.attributes},
+        )
     bar.close()
     return {"history": state["history"], **_best(state["history"])}
 
 
-def _sample(data: PreparedDataset, batch_size: int, generator: torch.Generator,
-            device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def _sample(
+    data: PreparedDataset, batch_size: int, generator: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A random batch (with replacement across batches, as the official sampler), flipped."""
     indices = torch.randint(len(data), (batch_size,), generator=generator).numpy()
     x, y = data.batch(indices, generator=generator)
     return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
-def _fingerprint(model: ModelConfig, config: TrainConfig, seed: int, train: PreparedDataset,
-                 classifier: AttributeClassifier) -> dict[str, Any]:  # fmt: skip
+def _fingerprint(
+    model: ModelConfig,
+    config: TrainConfig,
+    seed: int,
+    train: PreparedDataset,
+    classifier: AttributeClassifier,
+) -> dict[str, Any]:
     """What must match for a checkpoint to be resumed (n_epochs may grow; device may change).
 
     The data is identified by its table and metadata, the judge by a digest of its weights.
@@ -192,13 +215,18 @@ def _fingerprint(model: ModelConfig, config: TrainConfig, seed: int, train: Prep
     judge = hashlib.sha256()
     for tensor in classifier.state_dict().values():
         judge.update(tensor.detach().cpu().numpy().tobytes())
-    return {"model": to_dict(model), "train": settings, "seed": seed,
-            "data": {"digest": train.digest, "attributes": list(train.attributes)},
-            "classifier": judge.hexdigest()}  # fmt: skip
+    return {
+        "model": to_dict(model),
+        "train": settings,
+        "seed": seed,
+        "data": {"digest": train.digest, "attributes": list(train.attributes)},
+        "classifier": judge.hexdigest(),
+    }
 
 
-def _restore(nets: FaderNetworks, sampler: torch.Generator, state: dict[str, Any],
-             saved: dict[str, Any]) -> None:  # fmt: skip
+def _restore(
+    nets: FaderNetworks, sampler: torch.Generator, state: dict[str, Any], saved: dict[str, Any]
+) -> None:
     for name, part in nets.modules().items():
         part.load_state_dict(saved["nets"][name])
     sampler.set_state(saved["sampler"])
@@ -206,9 +234,14 @@ def _restore(nets: FaderNetworks, sampler: torch.Generator, state: dict[str, Any
     state.update({key: saved[key] for key in ("step", "epoch", "history", "logs")})
 
 
-def _save_epoch(nets: FaderNetworks, sampler: torch.Generator,
-                state: dict[str, Any], fingerprint: dict[str, Any], checkpoint_dir: Path,
-                scores: dict[str, float]) -> None:  # fmt: skip
+def _save_epoch(
+    nets: FaderNetworks,
+    sampler: torch.Generator,
+    state: dict[str, Any],
+    fingerprint: dict[str, Any],
+    checkpoint_dir: Path,
+    scores: dict[str, float],
+) -> None:
     attributes = fingerprint["data"]["attributes"]
     history = state["history"]
     payload = checkpoint.network_payload("fader", nets.autoencoder, attributes, scores=scores)
@@ -216,13 +249,20 @@ def _save_epoch(nets: FaderNetworks, sampler: torch.Generator,
         checkpoint.save(checkpoint_dir / BEST_RECON, payload)
     if _best(history)["best_swap_epoch"] == state["epoch"]:
         checkpoint.save(checkpoint_dir / BEST_SWAP, payload)
-    checkpoint.save(checkpoint_dir / LAST, {
-        "kind": "fader_training", "fingerprint": fingerprint, "step": state["step"],
-        "epoch": state["epoch"], "history": history, "logs": state["logs"],
-        "sampler": sampler.get_state(),
-        "rng": runtime.rng_state(),
-        "nets": {name: part.state_dict() for name, part in nets.modules().items()},
-    })  # fmt: skip
+    checkpoint.save(
+        checkpoint_dir / LAST,
+        {
+            "kind": "fader_training",
+            "fingerprint": fingerprint,
+            "step": state["step"],
+            "epoch": state["epoch"],
+            "history": history,
+            "logs": state["logs"],
+            "sampler": sampler.get_state(),
+            "rng": runtime.rng_state(),
+            "nets": {name: part.state_dict() for name, part in nets.modules().items()},
+        },
+    )
 
 
 def _best(history: list[dict[str, float]]) -> dict[str, int]:

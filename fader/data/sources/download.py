@@ -114,9 +114,21 @@ FLOWERS_CAPTIONS_PAGE = (
 
 #: Colour words looked for in the captions; each becomes one attribute column (PAPER.md, Data).
 FLOWER_COLOURS: tuple[str, ...] = (
-    "red", "pink", "orange", "yellow", "white", "purple", "blue", "green", "violet", "lavender",
-    "magenta", "maroon", "brown", "black",
-)  # fmt: skip
+    "red",
+    "pink",
+    "orange",
+    "yellow",
+    "white",
+    "purple",
+    "blue",
+    "green",
+    "violet",
+    "lavender",
+    "magenta",
+    "maroon",
+    "brown",
+    "black",
+)
 
 #: Splits of `setid.mat`, in the order of `celeba.SPLITS` (0/1/2 = train/valid/test).
 FLOWERS_SPLIT_KEYS: tuple[str, ...] = ("trnid", "valid", "tstid")
@@ -251,10 +263,16 @@ def _stream(
     with (
         part.open("ab" if offset else "wb") as f,
         tqdm(
-            total=None if length is None else offset + length, initial=offset, unit="B",
-            unit_scale=True, unit_divisor=1024, desc=desc, disable=not progress, leave=False,
+            total=None if length is None else offset + length,
+            initial=offset,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=desc,
+            disable=not progress,
+            leave=False,
         ) as bar,
-    ):  # fmt: skip
+    ):
         try:
             while chunk := response.read(CHUNK):
                 f.write(chunk)
@@ -494,8 +512,14 @@ def _link_local_celeba(raw_dir: Path, celeba_dir: Path, files: Mapping[str, Remo
         listed = f.readline().strip()
     logger.info(
         "CelebA from %s in %s: %s (%s images of the %s listed), %d files linked, %d copied",
-        celeba_dir, raw_dir, images.name, len(names) if names else "zipped", listed, linked, copied,
-    )  # fmt: skip
+        celeba_dir,
+        raw_dir,
+        images.name,
+        len(names) if names else "zipped",
+        listed,
+        linked,
+        copied,
+    )
 
 
 # --- Oxford-102 flowers -----------------------------------------------------------------------
@@ -609,9 +633,11 @@ def _local_flowers(flowers_dir: Path, files: Mapping[str, RemoteFile]) -> dict[s
             sources[name] = folder
     if missing:
         raise FileNotFoundError(
-            "incomplete flowers copy: " + ", ".join(missing) + "\n\n"
+            "incomplete flowers copy: "
+            + ", ".join(missing)
+            + "\n\n"
             + flowers_manual(flowers_dir, files)
-        )  # fmt: skip
+        )
     return sources
 
 

@@ -90,10 +90,23 @@ _CHUNK = 64  # images per worker task
 
 #: The attributes the generator draws (all others are always -1).
 DRAWN_ATTRIBUTES: tuple[str, ...] = (
-    "Male", "Smiling", "Mouth_Slightly_Open", "Eyeglasses", "Blond_Hair", "Black_Hair",
-    "Brown_Hair", "Gray_Hair", "Bangs", "Wearing_Hat", "Pale_Skin", "5_o_Clock_Shadow", "Goatee",
-    "No_Beard", "Mustache", "Wearing_Lipstick",
-)  # fmt: skip
+    "Male",
+    "Smiling",
+    "Mouth_Slightly_Open",
+    "Eyeglasses",
+    "Blond_Hair",
+    "Black_Hair",
+    "Brown_Hair",
+    "Gray_Hair",
+    "Bangs",
+    "Wearing_Hat",
+    "Pale_Skin",
+    "5_o_Clock_Shadow",
+    "Goatee",
+    "No_Beard",
+    "Mustache",
+    "Wearing_Lipstick",
+)
 
 HAIR_COLOURS = ("blond", "black", "brown", "gray", "auburn")
 BEARDS = ("none", "stubble", "goatee", "full")
@@ -109,11 +122,20 @@ _HAIR_RANGE: dict[str, tuple[Colour, Colour]] = {
 _SKIN_RANGE: tuple[Colour, Colour] = ((82, 54, 40), (232, 192, 162))
 _PALE_SKIN: Colour = (244, 224, 216)
 _IRIS_COLOURS: tuple[Colour, ...] = (
-    (92, 56, 30), (48, 32, 24), (70, 118, 168), (76, 118, 70), (134, 102, 52), (116, 128, 138),
-)  # fmt: skip
+    (92, 56, 30),
+    (48, 32, 24),
+    (70, 118, 168),
+    (76, 118, 70),
+    (134, 102, 52),
+    (116, 128, 138),
+)
 _FRAME_COLOURS: tuple[Colour, ...] = (
-    (15, 15, 15), (60, 36, 22), (110, 20, 30), (25, 30, 70), (170, 140, 60),
-)  # fmt: skip
+    (15, 15, 15),
+    (60, 36, 22),
+    (110, 20, 30),
+    (25, 30, 70),
+    (170, 140, 60),
+)
 _LIPSTICK_COLOURS: tuple[Colour, ...] = ((200, 24, 48), (176, 30, 70), (215, 50, 60))
 _MOUTH_DARK: Colour = (58, 16, 22)
 _TEETH: Colour = (236, 230, 214)
@@ -239,14 +261,20 @@ def generate(
             (image_dir, seed, first, drawn[first : first + _CHUNK])
             for first in range(0, n_images, _CHUNK)
         ]
-        for _ in parallel.imap_with_progress(_render_chunk, tasks, workers, n_images,
-                                             "synthetic", progress):  # fmt: skip
+        for _ in parallel.imap_with_progress(
+            _render_chunk, tasks, workers, n_images, "synthetic", progress
+        ):
             pass  # each worker writes its own files
         celeba.write_attributes(tmp / celeba.ATTR_FILE, labels)
         celeba.write_partition(tmp / celeba.PARTITION_FILE, partition(labels.index))
     frequencies = ", ".join(f"{name} {(labels[name] > 0).mean():.0%}" for name in DRAWN_ATTRIBUTES)
-    log.info("wrote %d synthetic faces to %s in %.1f s (%s)", n_images, out_dir,
-             time.perf_counter() - start, frequencies)  # fmt: skip
+    log.info(
+        "wrote %d synthetic faces to %s in %.1f s (%s)",
+        n_images,
+        out_dir,
+        time.perf_counter() - start,
+        frequencies,
+    )
 
 
 def partition(filenames: pd.Index) -> pd.Series:
@@ -285,12 +313,23 @@ def sample_attributes(n_images: int, seed: int) -> pd.DataFrame:
     names = [f"{i:06d}.jpg" for i in range(1, n_images + 1)]
     table = pd.DataFrame(-1, index=names, columns=list(celeba.CELEBA_ATTRIBUTES), dtype=np.int8)
     drawn = {
-        "Male": male, "Smiling": smiling, "Mouth_Slightly_Open": mouth_open,
-        "Eyeglasses": eyeglasses, "Blond_Hair": hair == 0, "Black_Hair": hair == 1,
-        "Brown_Hair": hair == 2, "Gray_Hair": hair == 3, "Bangs": bangs, "Wearing_Hat": hat,
-        "Pale_Skin": pale, "5_o_Clock_Shadow": beard == 1, "Goatee": beard == 2,
-        "No_Beard": beard <= 1, "Mustache": mustache, "Wearing_Lipstick": lipstick,
-    }  # fmt: skip
+        "Male": male,
+        "Smiling": smiling,
+        "Mouth_Slightly_Open": mouth_open,
+        "Eyeglasses": eyeglasses,
+        "Blond_Hair": hair == 0,
+        "Black_Hair": hair == 1,
+        "Brown_Hair": hair == 2,
+        "Gray_Hair": hair == 3,
+        "Bangs": bangs,
+        "Wearing_Hat": hat,
+        "Pale_Skin": pale,
+        "5_o_Clock_Shadow": beard == 1,
+        "Goatee": beard == 2,
+        "No_Beard": beard <= 1,
+        "Mustache": mustache,
+        "Wearing_Lipstick": lipstick,
+    }
     assert set(drawn) == set(DRAWN_ATTRIBUTES)
     for name, values in drawn.items():
         table[name] = np.where(values, 1, -1).astype(np.int8)
@@ -329,9 +368,16 @@ def sample_face(attributes: Mapping[str, bool], rng: np.random.Generator) -> Fac
     face_half_width = uniform(49, 59)
     eye_width = uniform(8, 11.5)
     return Face(
-        male=a["Male"], smiling=a["Smiling"], mouth_open=a["Mouth_Slightly_Open"],
-        eyeglasses=a["Eyeglasses"], hair_colour=hair_colour, bangs=a["Bangs"],
-        hat=a["Wearing_Hat"], pale_skin=a["Pale_Skin"], beard=beard, mustache=a["Mustache"],
+        male=a["Male"],
+        smiling=a["Smiling"],
+        mouth_open=a["Mouth_Slightly_Open"],
+        eyeglasses=a["Eyeglasses"],
+        hair_colour=hair_colour,
+        bangs=a["Bangs"],
+        hat=a["Wearing_Hat"],
+        pale_skin=a["Pale_Skin"],
+        beard=beard,
+        mustache=a["Mustache"],
         lipstick=a["Wearing_Lipstick"],
         center_x=WIDTH / 2 + float(np.clip(rng.normal(0, 2), -4, 4)),
         eye_y=104 + float(np.clip(rng.normal(0, 2), -4, 4)),
@@ -374,7 +420,7 @@ def sample_face(attributes: Mapping[str, bool], rng: np.random.Generator) -> Fac
         brightness=uniform(0.88, 1.08),
         noise_sigma=uniform(2, 7),
         noise_seed=int(rng.integers(2**32)),
-    )  # fmt: skip
+    )
 
 
 def render(face: Face) -> Image.Image:
@@ -467,29 +513,43 @@ def _background(face: Face) -> np.ndarray:
 
 def _draw_body(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
     """Shoulders in clothes, the neck, and the ears (behind the face and the hair)."""
-    draw.ellipse((g.cx - 2.3 * g.fw, g.chin + 4, g.cx + 2.3 * g.fw, g.chin + 130),
-                 fill=face.clothes_colour)  # fmt: skip
+    draw.ellipse(
+        (g.cx - 2.3 * g.fw, g.chin + 4, g.cx + 2.3 * g.fw, g.chin + 130), fill=face.clothes_colour
+    )
     neck = 0.5 * g.fw if face.male else 0.42 * g.fw
     skin = _skin(face)
     draw.rectangle((g.cx - neck, g.fy, g.cx + neck, g.chin + 20), fill=_scale(skin, 0.8))
     for side in (-1, 1):
         x = g.cx + side * (g.fw - 1)
         draw.ellipse((x - 8, g.eye_y - 7, x + 8, g.nose_y + 4), fill=_scale(skin, 0.92))
-        draw.arc((x - 5, g.eye_y - 3, x + 5, g.nose_y), 200 if side > 0 else -20,
-                 380 if side > 0 else 160, fill=_scale(skin, 0.7), width=2)  # fmt: skip
+        draw.arc(
+            (x - 5, g.eye_y - 3, x + 5, g.nose_y),
+            200 if side > 0 else -20,
+            380 if side > 0 else 160,
+            fill=_scale(skin, 0.7),
+            width=2,
+        )
 
 
 def _draw_back_hair(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
     """The hair mass behind the head: short for men (ears show), long, bob or bun for women."""
     hair = _hair(face)
     volume = face.hair_volume
-    head = (g.cx - g.fw - volume, g.fy - g.fh - 1.3 * volume,
-            g.cx + g.fw + volume, g.fy + g.fh + volume)  # fmt: skip
+    head = (
+        g.cx - g.fw - volume,
+        g.fy - g.fh - 1.3 * volume,
+        g.cx + g.fw + volume,
+        g.fy + g.fh + volume,
+    )
     if face.male:
         # a cap of hair down to the top of the ears; thinner than women's
         volume = 0.5 * volume
-        head = (g.cx - g.fw - volume, g.fy - g.fh - 1.2 * volume,
-                g.cx + g.fw + volume, g.fy + g.fh + volume)  # fmt: skip
+        head = (
+            g.cx - g.fw - volume,
+            g.fy - g.fh - 1.2 * volume,
+            g.cx + g.fw + volume,
+            g.fy + g.fh + volume,
+        )
         _ellipse_part(draw, head, g.eye_y - 8, hair)
         return
     if face.updo:
@@ -501,8 +561,7 @@ def _draw_back_hair(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
     # long hair: the top of the grown head ellipse, then straight sides down to `bottom`
     _ellipse_part(draw, head, g.fy, hair)
     bottom = g.fy + g.fh * (0.55 + 0.9 * face.hair_length)
-    draw.rounded_rectangle((head[0], g.fy - 1, head[2], bottom), radius=0.5 * volume + 6,
-                           fill=hair)  # fmt: skip
+    draw.rounded_rectangle((head[0], g.fy - 1, head[2], bottom), radius=0.5 * volume + 6, fill=hair)
 
 
 def _draw_face(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
@@ -510,8 +569,9 @@ def _draw_face(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
     skin = _skin(face)
     draw.ellipse((g.cx - g.fw, g.fy - g.fh, g.cx + g.fw, g.chin), fill=skin)
     if face.male:
-        draw.rounded_rectangle((g.cx - g.jaw, g.fy, g.cx + g.jaw, g.chin - 1), radius=0.5 * g.jaw,
-                               fill=skin)  # fmt: skip
+        draw.rounded_rectangle(
+            (g.cx - g.jaw, g.fy, g.cx + g.jaw, g.chin - 1), radius=0.5 * g.jaw, fill=skin
+        )
 
 
 def _draw_facial_hair(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
@@ -525,19 +585,29 @@ def _draw_facial_hair(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
     skin = _skin(face)
     if face.beard == "goatee":
         width = face.mouth_width + 3
-        draw.ellipse((g.cx - width, g.mouth_y + 1, g.cx + width, g.chin + 2),
-                     fill=_beard_colour(face))  # fmt: skip
+        draw.ellipse(
+            (g.cx - width, g.mouth_y + 1, g.cx + width, g.chin + 2), fill=_beard_colour(face)
+        )
         return
     colour = _mix(skin, (30, 24, 22), 0.4) if face.beard == "stubble" else _beard_colour(face)
     top = g.eye_y + 4
-    _ellipse_part(draw, (g.cx - g.fw - 1, g.fy - g.fh - 1, g.cx + g.fw + 1, g.chin + 2), top,
-                  colour, above=False)  # fmt: skip
+    _ellipse_part(
+        draw,
+        (g.cx - g.fw - 1, g.fy - g.fh - 1, g.cx + g.fw + 1, g.chin + 2),
+        top,
+        colour,
+        above=False,
+    )
     if face.male:
-        draw.rounded_rectangle((g.cx - g.jaw - 1, max(top, g.fy), g.cx + g.jaw + 1, g.chin + 1),
-                               radius=0.5 * g.jaw, fill=colour)  # fmt: skip
+        draw.rounded_rectangle(
+            (g.cx - g.jaw - 1, max(top, g.fy), g.cx + g.jaw + 1, g.chin + 1),
+            radius=0.5 * g.jaw,
+            fill=colour,
+        )
     cheek_bottom = g.nose_y + 0.55 * (g.mouth_y - g.nose_y)
-    draw.ellipse((g.cx - g.fw + 9, 2 * g.eye_y - cheek_bottom, g.cx + g.fw - 9, cheek_bottom),
-                 fill=skin)  # fmt: skip
+    draw.ellipse(
+        (g.cx - g.fw + 9, 2 * g.eye_y - cheek_bottom, g.cx + g.fw - 9, cheek_bottom), fill=skin
+    )
 
 
 def _draw_nose(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
@@ -575,8 +645,12 @@ def _draw_mouth(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
         teeth = np.minimum(top + 0.45 * opening * bulge + 1, bottom)
         _fill_between(draw, px[2:-2], top[2:-2], teeth[2:-2], _TEETH)
     else:
-        draw.line(list(zip(px, line)), fill=_scale(lips, 0.45), width=3 if face.smiling else 2,
-                  joint="curve")  # fmt: skip
+        draw.line(
+            list(zip(px, line)),
+            fill=_scale(lips, 0.45),
+            width=3 if face.smiling else 2,
+            joint="curve",
+        )
     if face.smiling:  # raised, lit cheeks and folds beside the raised corners
         fold = _scale(_skin(face), 0.72)
         cheek = _scale(_skin(face), (1.12, 1.0, 0.98))
@@ -585,8 +659,12 @@ def _draw_mouth(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
             draw.ellipse((x - 8, g.mouth_y - rise - 16, x + 8, g.mouth_y - rise - 4), fill=cheek)
             x = g.cx + side * (width + 4)
             y = g.mouth_y - rise
-            draw.line((x - side * 1, y - 8, x + side * 2, y + 1, x, y + 6), fill=fold, width=2,
-                      joint="curve")  # fmt: skip
+            draw.line(
+                (x - side * 1, y - 8, x + side * 2, y + 1, x, y + 6),
+                fill=fold,
+                width=2,
+                joint="curve",
+            )
 
 
 def _draw_mustache(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
@@ -597,10 +675,15 @@ def _draw_mustache(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
     top = g.nose_y + 3
     bottom = g.mouth_y - face.lip_thickness + 1
     draw.polygon(
-        [(g.cx - width - 2, bottom + 4), (g.cx - 0.6 * width, top), (g.cx + 0.6 * width, top),
-         (g.cx + width + 2, bottom + 4), (g.cx, bottom)],
+        [
+            (g.cx - width - 2, bottom + 4),
+            (g.cx - 0.6 * width, top),
+            (g.cx + 0.6 * width, top),
+            (g.cx + width + 2, bottom + 4),
+            (g.cx, bottom),
+        ],
         fill=_beard_colour(face),
-    )  # fmt: skip
+    )
 
 
 def _draw_eyes(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
@@ -650,8 +733,9 @@ def _draw_front_hair(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
         half = g.fw * math.sqrt(max(0.0, 1 - ((edge - 4 - g.fy) / g.fh) ** 2))
         xs = np.linspace(g.cx - half, g.cx + half, 10)
         for left, right in zip(xs[:-1], xs[1:]):
-            draw.polygon([(left, edge - 5), (right, edge - 5), ((left + right) / 2, edge + 3)],
-                         fill=hair)  # fmt: skip
+            draw.polygon(
+                [(left, edge - 5), (right, edge - 5), ((left + right) / 2, edge + 3)], fill=hair
+            )
 
 
 def _draw_hat(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
@@ -670,8 +754,9 @@ def _draw_hat(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
         draw.rectangle((g.cx - crown_w, base - 12, g.cx + crown_w, base - 4), fill=band)
         draw.ellipse((g.cx - crown_w - 24, base - 7, g.cx + crown_w + 24, base + 4), fill=colour)
     else:  # beanie: a thick folded cuff
-        draw.rounded_rectangle((g.cx - crown_w, base - 14, g.cx + crown_w, base + 2), radius=6,
-                               fill=band)  # fmt: skip
+        draw.rounded_rectangle(
+            (g.cx - crown_w, base - 14, g.cx + crown_w, base + 2), radius=6, fill=band
+        )
 
 
 def _draw_glasses(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
@@ -696,8 +781,12 @@ def _draw_glasses(draw: ImageDraw.ImageDraw, face: Face, g: Layout) -> None:
         outer = ex + side * gw
         draw.line((outer, ey - gh + 5, g.cx + side * (g.fw + 1), ey - gh + 3), fill=frame, width=4)
     inner = face.eye_spacing - gw
-    draw.line((g.cx - inner - 1, ey - 3, g.cx, ey - 5, g.cx + inner + 1, ey - 3), fill=frame,
-              width=4, joint="curve")  # fmt: skip
+    draw.line(
+        (g.cx - inner - 1, ey - 3, g.cx, ey - 5, g.cx + inner + 1, ey - 3),
+        fill=frame,
+        width=4,
+        joint="curve",
+    )
 
 
 def _ellipse_part(
@@ -742,8 +831,11 @@ def _light_and_noise(pixels: np.ndarray, face: Face, g: Layout) -> np.ndarray:
     np.multiply(pixels.reshape(HEIGHT, WIDTH * 3), gain, out=work)
     uniform = np.random.default_rng(face.noise_seed).bytes(HEIGHT * WIDTH * 3)
     byte_sd = 255 / math.sqrt(12)
-    np.multiply(np.frombuffer(uniform, np.uint8).reshape(HEIGHT, WIDTH * 3),
-                np.float32(face.noise_sigma / byte_sd), out=noise)  # fmt: skip
+    np.multiply(
+        np.frombuffer(uniform, np.uint8).reshape(HEIGHT, WIDTH * 3),
+        np.float32(face.noise_sigma / byte_sd),
+        out=noise,
+    )
     work += noise
     work -= np.float32(127.5 * face.noise_sigma / byte_sd)
     np.clip(work, 0, 255, out=work)
@@ -759,4 +851,3 @@ def _render_chunk(task: tuple[Path, int, int, np.ndarray]) -> tuple[None, int]:
         face = sample_face(dict(zip(DRAWN_ATTRIBUTES, row)), rng)
         render(face).save(image_dir / f"{number:06d}.jpg", format="JPEG", quality=JPEG_QUALITY)
     return None, len(drawn)
-
