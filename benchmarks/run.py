@@ -8,12 +8,12 @@ measured in the same run, and reported as a ratio to it:
    behind `fader preprocess` (read the lists, crop, resize, write `images.npy` and the table,
    with `--workers` processes), against `naive_load`, a single-process Pillow loop (open, crop
    the centred square, Lanczos resize, `np.asarray`, append to a list, `np.stack`). The input
-   is synthetic CelebA-format images (`fader.synthetic`), plus a local CelebA copy such as
-   ../shared/celeba-mini with `--celeba-dir`. Every image is read once beforehand, so both
+   is synthetic CelebA-format images (`fader.data.sources.synthetic`), plus a local CelebA copy
+   such as ../shared/celeba-mini with `--celeba-dir`. Every image is read once beforehand, so both
    paths find the files in the page cache.
 2. Training, images/s per image size on the CPU with random data in [-1, 1]: one iteration of
-   `fader.training` (a discriminator step then an autoencoder step, as `train_fader` runs them)
-   against a plain PyTorch loop over the same `fader.model` modules (Adam, MSE + λ · cross-
+   `fader.train` (a discriminator step then an autoencoder step, as `train_fader` runs them)
+   against a plain PyTorch loop over the same `fader.model.networks` modules (Adam, MSE + λ · cross-
    entropy toward the flipped attributes; no clipping, metrics or checks). The model is
    params.yaml's `model` section with `n_layers = log2(size) - 1`, so the latent is 2x2 at
    every size, as the paper's 7 layers at 256 px. An iteration consumes two batches (one per
@@ -62,7 +62,7 @@ from fader import io
 if TYPE_CHECKING:
     import torch
 
-    from fader.data.preprocess import PreprocessConfig
+    from fader.data.config import PreprocessConfig
     from fader.model.networks import ModelConfig
     from fader.train.config import TrainConfig
 
@@ -266,11 +266,13 @@ def run_preprocess(
     plan: Plan, params: dict[str, Any], celeba_dir: Path | None, scratch: Path
 ) -> list[dict[str, Any]]:
     """Generate the synthetic input (and link a local CelebA copy), then benchmark each."""
-    from fader.data.preprocess import PreprocessConfig
-    from fader.data.sources import download, synthetic
+    from fader.config import build
+    from fader.data.config import PreprocessConfig, SourceConfig
+    from fader.data.sources import synthetic
+    from fader.data.sources.celeba import fetch_celeba
 
-    attributes = tuple(params["data"]["attributes"])
-    config = PreprocessConfig(img_size=plan.sizes[0], attributes=attributes, workers=plan.workers)
+    values = {**params["data"], "img_size": plan.sizes[0], "workers": plan.workers}
+    config = build(PreprocessConfig, values, "params.yaml: data", {"seed": 0}, [SourceConfig])
     start = time.perf_counter()
     synthetic.generate(
         scratch / "synthetic", n_images=plan.images, seed=0, workers=plan.workers, progress=False
@@ -279,7 +281,7 @@ def run_preprocess(
     rows = bench_preprocess("synthetic", scratch / "synthetic", config, plan, scratch)
     shutil.rmtree(scratch / "synthetic")
     if celeba_dir is not None:
-        download.fetch_celeba(scratch / "celeba", celeba_dir, progress=False)
+        fetch_celeba(scratch / "celeba", celeba_dir, progress=False)
         # a partial copy (celeba-mini) lies wholly in the official train split: the pipeline
         # needs data.split = random for it, so the benchmark uses that too
         celeba_config = replace(config, split="random")
@@ -318,17 +320,17 @@ def our_iteration(model: ModelConfig, config: TrainConfig) -> Callable[[int, Bat
     """One iteration of `train_fader`'s loop, without its data sampling, logging and validation."""
     import torch
 
-    from fader.train import trainer as training
+    from fader.train import losses, steps
 
-    nets = training.FaderNetworks.build(model, config, torch.device("cpu"))
+    nets = steps.FaderNetworks.build(model, config, torch.device("cpu"))
 
     def iteration(step: int, batches: Batches) -> None:
         (x_dis, y_dis), (x_ae, y_ae) = batches
-        lam = training.lambda_e(step, config.lambda_max, config.lambda_schedule)
-        training.discriminator_step(nets, x_dis, y_dis, config.clip_grad_norm)
+        lam = losses.lambda_e(step, config.lambda_max, config.lambda_schedule)
+        steps.discriminator_step(nets, x_dis, y_dis, config.clip_grad_norm)
         if nets.patch is not None:
-            training.patch_step(nets, x_dis, y_dis, config.clip_grad_norm)
-        training.autoencoder_step(nets, x_ae, y_ae, lam, config)
+            steps.patch_step(nets, x_dis, y_dis, config.clip_grad_norm)
+        steps.autoencoder_step(nets, x_ae, y_ae, lam, config)
 
     return iteration
 
@@ -565,7 +567,7 @@ def _targets(rows: list[dict[str, Any]]) -> list[str]:
 
 def _train_section(rows: list[dict[str, Any]], plan: dict[str, Any]) -> list[str]:
     lines = [
-        "## Training step on the CPU: `fader.training` vs a plain PyTorch loop",
+        "## Training step on the CPU: `fader.train` vs a plain PyTorch loop",
         "",
         "| size | layers | batch | reference img/s | ours img/s | ours / reference "
         "| reference s/iter | ours s/iter |",
@@ -617,7 +619,7 @@ class Part(StrEnum):
 
 def parse_sizes(text: str) -> tuple[int, ...]:
     """'64,128,256' → (64, 128, 256), each a size the pipeline supports (data.img_size)."""
-    from fader.data.preprocess import IMG_SIZES
+    from fader.data.config import IMG_SIZES
 
     try:
         sizes = tuple(int(part) for part in text.split(",") if part.strip())

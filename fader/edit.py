@@ -198,7 +198,7 @@ def edit_strip(
     """One row: the cropped, resized original, then the photo with `attribute` = each α.
 
     Other attributes follow `settings` and the module docstring. Returns uint8
-    (S, (1+K)*S + K*gutter, 3), laid out like `fader.grids` (white gutters between cells).
+    (S, (1+K)*S + K*gutter, 3), laid out like `fader.report.grids` (white gutters between cells).
     """
     settings = dict(settings or {})
     _check_names([attribute], attributes)

@@ -12,8 +12,8 @@ def main(
     params: Path = _common.ParamsOption,
 ) -> None:
     """Generate the synthetic faces, or fetch CelebA or Oxford-102 flowers."""
-    from fader.data.preprocess import PreprocessConfig
-    from fader.data.sources import SourceConfig, fetch
+    from fader.data.config import PreprocessConfig, SourceConfig
+    from fader.data.sources import fetch
 
     all_params = _common.Params(params)
     config = all_params.build(SourceConfig, "data", {"seed": all_params.seed}, [PreprocessConfig])

@@ -13,8 +13,8 @@ def main(
     params: Path = _common.ParamsOption,
 ) -> None:
     """Crop the centred square, resize to data.img_size, write images.npy + attributes.csv."""
-    from fader.data.preprocess import PreprocessConfig, prepare
-    from fader.data.sources import SourceConfig
+    from fader.data.config import PreprocessConfig, SourceConfig
+    from fader.data.preprocess import prepare
 
     all_params = _common.Params(params)
     config = all_params.build(PreprocessConfig, "data", {"seed": all_params.seed}, [SourceConfig])

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from fader.data import celeba
-from fader.data.preprocess import PreprocessConfig
+from fader.data.config import PreprocessConfig
 from fader.eval.evaluate import EvaluateConfig
 from fader.model.networks import ClassifierConfig, ModelConfig
 from fader.report.render import RenderConfig

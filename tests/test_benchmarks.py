@@ -6,7 +6,8 @@ import numpy as np
 
 from benchmarks.run import naive_load
 from fader.data import celeba
-from fader.data.preprocess import PreprocessConfig, prepare
+from fader.data.config import PreprocessConfig
+from fader.data.preprocess import prepare
 from fader.data.sources import synthetic
 from tests.conftest import make
 

@@ -5,10 +5,12 @@ import torch
 from torch import nn
 
 from fader.config import to_dict
+from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
-from fader.data.preprocess import PreprocessConfig, prepare
+from fader.data.preprocess import prepare
 from fader.model import checkpoint
-from fader.model.networks import ClassifierConfig
+from fader.model.networks import AttributeClassifier, ClassifierConfig
+from fader.train import classifier as classifier_training
 from fader.train.classifier import accuracy, train_classifier
 from fader.train.config import ClassifierTrainConfig
 from tests.conftest import make
@@ -43,7 +45,55 @@ def test_accuracy_counts_hits_per_attribute(prepared: Path) -> None:
     assert scores["mean"] == pytest.approx((scores["Smiling"] + scores["Male"]) / 2)
 
 
-def test_training_stops_early_and_keeps_the_best(prepared: Path, tmp_path: Path) -> None:
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_training_stops_early_and_keeps_the_best(
+    prepared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The validation scores are scripted, so the best epoch is known and is not the last.
+
+    They do not steer training: the weights after epoch k are those of any run with the seed.
+    """
+    model = make(ClassifierConfig, img_size=32, n_attr=2, init_fm=4, max_fm=8)
+    train, valid = PreparedDataset(prepared, "train", flip=True), PreparedDataset(prepared, "valid")
+
+    def fit(means: list[float], max_epochs: int, patience: int):
+        scores = iter(means)
+
+        def scripted(net: nn.Module, data: PreparedDataset, **_: object) -> dict[str, float]:
+            mean = next(scores)
+            return {**dict.fromkeys(data.attributes, mean), "mean": mean}
+
+        monkeypatch.setattr(classifier_training, "accuracy", scripted)
+        config = make(
+            ClassifierTrainConfig,
+            batch_size=4,
+            max_epochs=max_epochs,
+            patience=patience,
+            device="cpu",
+        )
+        return train_classifier(train, valid, model, config, seed=0, progress=False)
+
+    classifier, history = fit([0.5, 0.9, 0.6, 0.7, 1.0, 1.0], max_epochs=6, patience=2)
+    # two epochs without a better score after epoch 2: epochs 5 and 6 never run
+    assert [h["valid_accuracy"]["mean"] for h in history] == [0.5, 0.9, 0.6, 0.7]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    after_two, _ = fit([0.5, 0.9], max_epochs=2, patience=2)  # every epoch better: the last
+    after_four, _ = fit([0.1, 0.2, 0.3, 0.4], max_epochs=4, patience=2)
+    assert same_weights(classifier, after_two)  # the weights of the best epoch...
+    assert not same_weights(classifier, after_four)  # ...not of the last one
+    assert not classifier.training
+    # a tie is not better: patience 1 stops after the first epoch that does not improve
+    _, history = fit([0.5, 0.5, 0.9], max_epochs=3, patience=1)
+    assert len(history) == 2
+
+
+def test_trained_classifier_round_trips_through_the_checkpoint(
+    prepared: Path, tmp_path: Path
+) -> None:
     model = make(ClassifierConfig, img_size=32, n_attr=2, init_fm=4, max_fm=8)
     config = make(ClassifierTrainConfig, batch_size=4, max_epochs=6, patience=1, device="cpu")
     train, valid = PreparedDataset(prepared, "train", flip=True), PreparedDataset(prepared, "valid")
@@ -65,6 +115,7 @@ def test_training_stops_early_and_keeps_the_best(prepared: Path, tmp_path: Path)
     assert attributes == list(ATTRS)
     x, _ = valid.batch([0, 1])
     assert torch.equal(loaded(x), classifier(x))
+    assert not torch.equal(AttributeClassifier(model).eval()(x), classifier(x))  # weights matter
 
 
 def test_bad_checkpoints_are_named(tmp_path: Path) -> None:
@@ -78,7 +129,14 @@ def test_bad_checkpoints_are_named(tmp_path: Path) -> None:
         checkpoint.load_network(tmp_path / "other.pt", "classifier")
 
 
-@pytest.mark.parametrize("overrides", [{"batch_size": 0}, {"patience": 0}, {"learning_rate": 0}])
-def test_bad_config(overrides: dict) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"batch_size": 0}, r"batch_size\s+Input should be greater than or equal to 1"),
+        ({"patience": 0}, r"patience\s+Input should be greater than or equal to 1"),
+        ({"learning_rate": 0}, r"learning_rate\s+Input should be greater than 0"),
+    ],
+)
+def test_bad_config(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         make(ClassifierTrainConfig, **overrides)

@@ -1,19 +1,41 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
 
+from fader.data import celeba
+from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
-from fader.data.preprocess import PreprocessConfig, prepare
-from tests.conftest import make
+from fader.data.preprocess import prepare
+from tests.conftest import make, make_raw_celeba
 
 
 @pytest.fixture
-def prepared(raw_celeba: Path, tmp_path: Path) -> Path:
+def prepared(tmp_path: Path) -> Path:
+    """The 12-image fixture with every image replaced by its own random noise.
+
+    The banded images of `make_raw_celeba` are all alike and left-right symmetric, so they hide
+    a batch served in the wrong order or a flip that does nothing; these are all different and
+    none equals its mirror image.
+    """
+    raw = make_raw_celeba(tmp_path / "raw")
+    rng = np.random.default_rng(0)
+    for path in sorted((raw / celeba.IMAGE_DIR).glob("*.jpg")):
+        pixels = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(path, quality=95)
     config = make(PreprocessConfig, img_size=32, attributes=("Smiling", "Male", "Young"), workers=1)
-    prepare(raw_celeba, tmp_path / "prepared", config, progress=False)
+    prepare(raw, tmp_path / "prepared", config, progress=False)
     return tmp_path / "prepared"
+
+
+def train_pixels(prepared: Path) -> torch.Tensor:
+    """The train split's rows of images.npy as float (N, 3, H, W) in [-1, 1], in file order."""
+    images = np.load(prepared / "images.npy")
+    train = np.array(PreparedDataset(prepared, "train").rows)
+    return torch.from_numpy(images[train]).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def test_items_are_float_images_in_range(prepared: Path) -> None:
@@ -21,6 +43,7 @@ def test_items_are_float_images_in_range(prepared: Path) -> None:
     x, y = data[0]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32
     assert -1.0 <= x.min() and x.max() <= 1.0
+    assert torch.equal(x, train_pixels(prepared)[0])  # the first train row, pixel / 127.5 - 1
     assert y.shape == (3,) and set(y.tolist()) <= {0.0, 1.0}
     assert len(data) == 7 and len(PreparedDataset(prepared, "test")) == 3
 
@@ -35,20 +58,36 @@ def test_attribute_subset_and_order(prepared: Path) -> None:
 
 def test_batches_match_single_items_and_loader(prepared: Path) -> None:
     data = PreparedDataset(prepared, "train")
-    x, y = data.batch([4, 0, 2])
+    pixels = train_pixels(prepared)
+    assert len({tuple(image.flatten().tolist()) for image in pixels}) == 7  # all different
+    x, y = data.batch([4, 0, 2])  # unsorted: read sorted, served in the order asked
+    assert torch.equal(x, pixels[[4, 0, 2]])
     assert torch.equal(x[1], data[0][0]) and torch.equal(y[0], data[4][1])
     loaded_x, loaded_y = next(iter(DataLoader(data, batch_size=3)))
     assert torch.equal(loaded_x, data.batch([0, 1, 2])[0])
+    assert torch.equal(loaded_y, data.labels[:3])
 
 
 def test_flip_mirrors_about_half(prepared: Path) -> None:
-    plain = PreparedDataset(prepared, "train")
-    flip = PreparedDataset(prepared, "train", flip=True)
-    x, _ = plain.batch(list(range(7)) * 20)
-    xf, _ = flip.batch(list(range(7)) * 20, generator=torch.Generator().manual_seed(0))
-    mirrored = [torch.equal(a.flip(-1), b) and not torch.equal(a, b) for a, b in zip(x, xf)]
-    same = [torch.equal(a, b) for a, b in zip(x, xf)]
-    assert all(m or s for m, s in zip(mirrored, same))
+    n = 7 * 20
+    positions = list(range(7)) * 20
+    x, _ = PreparedDataset(prepared, "train").batch(positions)
+    assert not any(torch.equal(a, a.flip(-1)) for a in x)  # a flip is visible on every image
+
+    def draw(flip: bool, seed: int) -> torch.Tensor:
+        data = PreparedDataset(prepared, "train", flip=flip)
+        return data.batch(positions, generator=torch.Generator().manual_seed(seed))[0]
+
+    flipped = draw(True, 0)
+    mirrored = [torch.equal(b, a.flip(-1)) for a, b in zip(x, flipped)]
+    same = [torch.equal(b, a) for a, b in zip(x, flipped)]
+    assert all(m != s for m, s in zip(mirrored, same))  # each image as it is, or exactly mirrored
+    count = sum(mirrored)
+    # Binomial(140, 0.5): mean 70, sd 5.9; 4 sd either side
+    assert 0 < count < n and abs(count - n / 2) <= 4 * (n * 0.25) ** 0.5, count
+    assert torch.equal(draw(True, 0), flipped)  # the generator decides which
+    assert not torch.equal(draw(True, 1), flipped)
+    assert torch.equal(draw(False, 0), x)  # flip=False mirrors none
 
 
 def test_missing_folder_says_run_preprocess(tmp_path: Path) -> None:

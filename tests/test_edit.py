@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 import stages.edit
 from fader import edit
 from fader.config import to_dict
+from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
-from fader.data.preprocess import PreprocessConfig, prepare
+from fader.data.preprocess import prepare
 from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
 from fader.report import grids
@@ -34,19 +35,36 @@ CONFIG = make(
 )
 
 
-def save_classifier(path: Path, attributes: tuple[str, ...], img_size: int = 32) -> Path:
+def save_classifier(
+    path: Path,
+    attributes: tuple[str, ...],
+    img_size: int = 32,
+    logits: dict[str, float] | None = None,
+) -> Path:
+    """A random classifier; with `logits`, one that gives every image these logits (by name)."""
     torch.manual_seed(1)
     cfg = make(ClassifierConfig, img_size=img_size, n_attr=len(attributes), init_fm=4, max_fm=8)
+    net = AttributeClassifier(cfg)
+    if logits is not None:
+        last = net.proj[-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias.copy_(torch.tensor([logits[name] for name in attributes]))
     checkpoint.save(
         path,
         {
             "kind": "classifier",
             "config": to_dict(cfg),
             "attributes": list(attributes),
-            "state": AttributeClassifier(cfg).state_dict(),
+            "state": net.state_dict(),
         },
     )
     return path
+
+
+#: A classifier that says Male and not Smiling, listing them in the other order than the model:
+#: the random one of the fixture says neither, which is also what no classifier decodes.
+MALE = {"Male": 5.0, "Smiling": -5.0}
 
 
 @pytest.fixture(scope="module")
@@ -123,15 +141,24 @@ def test_edit_writes_the_edited_photo(trained: dict[str, Path], tmp_path: Path) 
     assert np.array_equal(direct, outputs["0.8"])
 
 
-def test_unset_attributes_come_from_the_classifier(trained: dict[str, Path]) -> None:
+def test_unset_attributes_come_from_the_classifier(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
     autoencoder, attributes = checkpoint.load_network(trained["model"], "fader")
-    net, judged = checkpoint.load_network(trained["classifier"], "classifier")
+    male = save_classifier(tmp_path / "male.pt", ("Male", "Smiling"), logits=MALE)
+    net, judged = checkpoint.load_network(male, "classifier")
     photo = trained["photo"].read_bytes()
     x = torch.from_numpy(edit.read_image(photo, 32)).permute(2, 0, 1)[None].float() / 127.5 - 1
-    verdict = (net(x) > 0).float()[0].tolist()
+    verdict = dict(zip(judged, (net(x) > 0).float()[0].tolist()))
+    assert verdict == {"Male": 1.0, "Smiling": 0.0}
     with_judge = edit.edit_image(autoencoder, attributes, photo, {"Smiling": 1.0}, (net, judged))
-    explicit = edit.edit_image(autoencoder, attributes, photo, {"Smiling": 1.0, "Male": verdict[1]})
+    explicit = edit.edit_image(
+        autoencoder, attributes, photo, {"Smiling": 1.0, "Male": verdict["Male"]}
+    )
     assert np.array_equal(with_judge, explicit)
+    # what no classifier decodes (Male = 0) differs: the verdict was used, by name
+    without = edit.edit_image(autoencoder, attributes, photo, {"Smiling": 1.0, "Male": 0.0})
+    assert not np.array_equal(with_judge, without)
 
 
 def test_without_classifier_unset_attributes_are_zero_with_a_warning(
@@ -177,7 +204,8 @@ def test_default_classifier_is_used_when_present(
     model = tmp_path / "models" / "fader.pt"
     model.write_bytes(trained["model"].read_bytes())
     assert cli(trained["photo"], "--set", "Smiling=1", "-o", "none.png").exit_code == 0
-    (tmp_path / "models" / "classifier.pt").write_bytes(trained["classifier"].read_bytes())
+    male = save_classifier(tmp_path / "male.pt", ("Male", "Smiling"), logits=MALE)
+    (tmp_path / "models" / "classifier.pt").write_bytes(male.read_bytes())
     assert cli(trained["photo"], "--set", "Smiling=1", "-o", "default.png").exit_code == 0
     assert (
         cli(
@@ -187,11 +215,13 @@ def test_default_classifier_is_used_when_present(
             "-o",
             "explicit.png",
             "--classifier",
-            trained["classifier"],
+            male,
         ).exit_code
         == 0
     )
     assert np.array_equal(png(tmp_path / "default.png"), png(tmp_path / "explicit.png"))
+    # without models/classifier.pt the unset Male was decoded as 0, with it as the verdict 1
+    assert not np.array_equal(png(tmp_path / "default.png"), png(tmp_path / "none.png"))
 
 
 def test_unknown_attribute_lists_the_valid_ones(trained: dict[str, Path], tmp_path: Path) -> None:

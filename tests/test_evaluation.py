@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
-from fader.data.preprocess import PreprocessConfig, prepare
+from fader.data.preprocess import prepare
 from fader.eval.evaluate import EvaluateConfig, ablation_table, evaluate
 from fader.eval.swaps import flip_attribute
 from tests.conftest import make
@@ -100,7 +101,16 @@ def test_ablation_table_has_the_reports_shape(test_split: PreparedDataset) -> No
 
 
 def test_n_images_limits_the_images_judged(test_split: PreparedDataset) -> None:
-    assert run(test_split, n_images=1)["settings"]["images"] == 1
+    _, y = test_split.batch(list(range(len(test_split))))
+    for n in (1, 2):
+        result = run(test_split, n_images=n)
+        assert result["settings"]["images"] == n
+        # the scores are those of the first n images alone (which differ from the whole split's)
+        share_present = y[:n].mean(0)
+        assert not torch.equal(share_present, y.mean(0))
+        for i, name in enumerate(ATTRS):
+            real = result["attributes"][name]["real_accuracy"]
+            assert real == pytest.approx(1 - share_present[i].item())
 
 
 def test_intensity_must_be_one_of_the_alphas(test_split: PreparedDataset) -> None:

@@ -138,7 +138,7 @@ def test_fixed_indices_are_seeded_distinct_and_prefix_stable() -> None:
     assert grids.fixed_indices(100, 12, seed=3)[:8].tolist() == a.tolist()
     assert grids.fixed_indices(100, 8, seed=4).tolist() != a.tolist()
     assert sorted(grids.fixed_indices(5, 8, seed=0).tolist()) == [0, 1, 2, 3, 4]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="need n_images >= 1"):
         grids.fixed_indices(0, 8, seed=0)
 
 

@@ -122,6 +122,22 @@ def test_corrupt_download_is_rejected(http_root: tuple[Path, str], tmp_path: Pat
             tmp_path / "out" / "w.pt", source="auto", progress=False, url=f"{base}/{name}"
         )
     assert list((tmp_path / "out").iterdir()) == []  # no partial or temporary file left
+    # An unusable file already at dest is replaced only by a download that passes the check.
+    (tmp_path / "out" / "w.pt").write_bytes(b"old")
+    with pytest.raises(inception.WeightsHashError):
+        inception.download_weights(f"{base}/{name}", tmp_path / "out" / "w.pt", progress=False)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["w.pt"]
+    assert (tmp_path / "out" / "w.pt").read_bytes() == b"old"
+
+
+def test_http_error_is_unavailable(http_root: tuple[Path, str], tmp_path: Path) -> None:
+    _, base = http_root  # serves nothing: 404
+    url = f"{base}/{Path(inception.FID_WEIGHTS_URL).name}"
+    with pytest.raises(inception.WeightsUnavailableError, match="404"):
+        inception.fetch_inception_weights(
+            tmp_path / "out" / "w.pt", source="url", progress=False, url=url
+        )
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_unreachable_url(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def test_to_uint8_round_trip_and_clamp() -> None:
     assert torch.equal(to_uint8(x), u)
     edges = torch.tensor([-1.5, -1.0, 0.0, 1.0, 1.5])
     assert to_uint8(edges).tolist() == [0, 0, 128, 255, 255]  # 127.5 rounds to even
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="expects a float tensor"):
         to_uint8(u)
 
 

@@ -4,9 +4,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
-from fader.data import celeba
-from fader.data.preprocess import BadImagesError, PreprocessConfig, decode_square, prepare
+from fader.data import celeba, preprocess
+from fader.data.config import PreprocessConfig
+from fader.data.preprocess import BadImagesError, decode_square, prepare
 from tests.conftest import make, make_raw_celeba
 
 
@@ -38,11 +40,26 @@ def test_prepare_writes_cropped_array_and_table(
     assert json.loads((tmp_path / "out" / "meta.json").read_text()) == meta
 
 
-def test_workers_do_not_change_the_output(raw_celeba: Path, tmp_path: Path) -> None:
+def test_workers_do_not_change_the_output(
+    raw_celeba: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The banded fixture images are all alike and 12 fit in one task: here every image is its
+    # own noise and the work is split in tasks of 5, 5 and 2, so a row written to the wrong
+    # place shows.
+    rng = np.random.default_rng(0)
+    for path in sorted((raw_celeba / celeba.IMAGE_DIR).glob("*.jpg")):
+        Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(path)
+    monkeypatch.setattr(preprocess, "_CHUNK", 5)
     prepare(raw_celeba, tmp_path / "a", config(workers=1), progress=False)
     prepare(raw_celeba, tmp_path / "b", config(workers=2), progress=False)
     for name in ("images.npy", "attributes.csv", "meta.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    images = np.load(tmp_path / "a" / "images.npy")
+    filenames = pd.read_csv(tmp_path / "a" / "attributes.csv")["filename"]
+    assert len(filenames) == 12
+    for row, name in enumerate(filenames):  # each row holds its own file
+        expected = decode_square((raw_celeba / celeba.IMAGE_DIR / name).read_bytes(), 32)
+        assert np.array_equal(images[row], expected), (row, name)
 
 
 def test_other_sizes_keep_the_proportions(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 import stages.render
 from fader.config import to_dict
-from fader.data.preprocess import PreprocessConfig, prepare
+from fader.data.config import PreprocessConfig
+from fader.data.preprocess import prepare
 from fader.model import checkpoint
 from fader.model.networks import AutoEncoder, ModelConfig
 from fader.report import curves, grids, page, render
@@ -64,7 +65,7 @@ def test_read_and_plot_dvclive_curves(tmp_path: Path, monkeypatch: pytest.Monkey
     assert picked == ["train_fader/valid/swap_accuracy/mean", "train_fader/lambda_e"]
     with pytest.raises(ValueError, match="no curve matches 'nope'.*train_fader/lambda_e"):
         curves.plot_curves(live, tmp_path / "x.png", ["nope"])
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="DVCLive folder not found: .*absent"):
         curves.plot_curves(tmp_path / "absent", tmp_path / "x.png")
 
 
@@ -156,16 +157,17 @@ def test_render_stage_writes_the_report_folder(
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [
         "curves.png",
         "index.html",
-        "interpolation_Male.png",
-        "interpolation_Smiling.png",
+        "interpolation",
+        "interpolation/Male.png",
+        "interpolation/Smiling.png",
         "multi_swaps.png",
         "swaps.png",
     ]
     rows = 3  # the test split of the 12-image fixture is smaller than n_images
-    sizes = {"interpolation_Male.png": 2 + 3, "swaps.png": 2 + 2, "multi_swaps.png": 2 + 1}
+    sizes = {"interpolation/Male.png": 2 + 3, "swaps.png": 2 + 2, "multi_swaps.png": 2 + 1}
     for name, cols in sizes.items():
         with Image.open(out / name) as image:
             assert image.size == (cols * 32 + (cols - 1) * 2, rows * 32 + (rows - 1) * 2)

@@ -256,8 +256,13 @@ def test_stage_writes_its_outputs(pipeline: Pipeline, stage: str) -> None:
 
 
 def test_top_level_plots_are_rendered(pipeline: Pipeline) -> None:
+    attributes = yaml.safe_load((REPO / "params.yaml").read_text())["data"]["attributes"]
     for plot in DVC_YAML["plots"]:
-        assert (pipeline.root / plot).is_file(), plot
+        path = pipeline.root / plot
+        if plot.endswith("/interpolation"):  # a folder: one grid per attribute
+            assert sorted(p.name for p in path.iterdir()) == sorted(f"{a}.png" for a in attributes)
+        else:
+            assert path.is_file(), plot
 
 
 def test_download_writes_the_celeba_layout(pipeline: Pipeline) -> None:

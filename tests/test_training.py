@@ -3,11 +3,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
-from fader.data.preprocess import PreprocessConfig, prepare
+from fader.data.preprocess import prepare
 from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
+from fader.train import trainer
 from fader.train.config import TrainConfig
 from fader.train.losses import lambda_e
 from fader.train.steps import FaderNetworks, autoencoder_step
@@ -48,6 +51,23 @@ def run(prepared: Path, ckpt: Path, config: TrainConfig = CONFIG, logger=None) -
     )
 
 
+def count_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the autoencoder steps the trainer runs from now on (one entry per step).
+
+    A resumed run and a fresh one end alike (training is deterministic), so what tells them
+    apart is how many steps they train.
+    """
+    steps: list[int] = []
+    step = trainer.autoencoder_step
+
+    def counting(*args, **kwargs):
+        steps.append(1)
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "autoencoder_step", counting)
+    return steps
+
+
 def test_lambda_schedule_is_linear_then_constant() -> None:
     assert lambda_e(0, 1e-4, 500_000) == 0
     assert lambda_e(250_000, 1e-4, 500_000) == pytest.approx(5e-5)
@@ -78,7 +98,40 @@ def test_training_writes_checkpoints_and_logs(prepared: Path, tmp_path: Path) ->
     assert any("valid/swap_accuracy/mean" in m for _, m in logged)
 
 
-def test_resume_ends_where_an_uninterrupted_run_ends(prepared: Path, tmp_path: Path) -> None:
+def test_best_checkpoints_follow_the_selection_rule(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scripted validation scores, so that the best epochs are known and all different.
+
+    (On the fixture the real scores improve every epoch: the last epoch is best by both.)
+    Epoch 2 ties epoch 3 on swap accuracy and wins on reconstruction; epoch 1 reconstructs best.
+    """
+    scripted = iter([(0.5, 0.30), (0.8, 0.35), (0.8, 0.40)])
+
+    def validate(nets, classifier, valid, size, batch_size, device) -> dict[str, float]:
+        swap, recon = next(scripted)
+        per_attribute = {f"swap_accuracy/{name}": swap for name in valid.attributes}
+        dis = {f"dis_accuracy/{name}": 0.5 for name in valid.attributes}
+        return {"recon_mse": recon, **dis, **per_attribute, "swap_accuracy/mean": swap}
+
+    monkeypatch.setattr(trainer, "validate", validate)
+    result = run(prepared, tmp_path / "ckpt", replace(CONFIG, n_epochs=3))
+    assert (result["best_swap_epoch"], result["best_recon_epoch"]) == (2, 1)
+    saved = {
+        name: checkpoint.load(tmp_path / "ckpt" / name, "fader") for name in (BEST_SWAP, BEST_RECON)
+    }
+    assert saved[BEST_SWAP]["scores"]["recon_mse"] == 0.35
+    assert saved[BEST_RECON]["scores"]["recon_mse"] == 0.30
+    last = checkpoint.load(tmp_path / "ckpt" / LAST, "fader_training")
+    assert last["epoch"] == 3
+    states = [saved[BEST_SWAP]["state"], saved[BEST_RECON]["state"], last["nets"]["autoencoder"]]
+    for a, b in [(0, 1), (0, 2), (1, 2)]:  # three epochs' weights
+        assert not all(torch.equal(states[a][k], states[b][k]) for k in states[a]), (a, b)
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     straight_log: list[int] = []
     straight = run(prepared, tmp_path / "straight", logger=lambda m, s: straight_log.append(s))
 
@@ -93,7 +146,9 @@ def test_resume_ends_where_an_uninterrupted_run_ends(prepared: Path, tmp_path: P
         run(prepared, tmp_path / "resumed", logger=interrupt_in_epoch_two)
     assert checkpoint.load(tmp_path / "resumed" / LAST, "fader_training")["epoch"] == 1
     resumed_log: list[int] = []
+    steps = count_steps(monkeypatch)
     resumed = run(prepared, tmp_path / "resumed", logger=lambda m, s: resumed_log.append(s))
+    assert len(steps) == CONFIG.steps_per_epoch  # epoch 2 only: epoch 1 came from the checkpoint
     assert resumed["history"] == straight["history"]
     assert resumed_log == straight_log  # what the interrupted run logged is replayed
     a = checkpoint.load(tmp_path / "straight" / LAST, "fader_training")["nets"]
@@ -103,12 +158,24 @@ def test_resume_ends_where_an_uninterrupted_run_ends(prepared: Path, tmp_path: P
             assert torch.equal(tensor, b[part][key]), (part, key)
 
 
-def test_more_epochs_continue_and_other_settings_restart(prepared: Path, tmp_path: Path) -> None:
+def test_more_epochs_continue_and_other_settings_restart(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run(prepared, tmp_path / "ckpt", replace(CONFIG, n_epochs=1))
+    steps = count_steps(monkeypatch)
     longer = run(prepared, tmp_path / "ckpt", replace(CONFIG, n_epochs=2))
     assert len(longer["history"]) == 2
-    other = run(prepared, tmp_path / "ckpt", replace(CONFIG, n_epochs=1, lambda_max=0.02))
-    assert len(other["history"]) == 1
+    assert len(steps) == CONFIG.steps_per_epoch  # continued: only epoch 2 was trained
+    # other settings, as many epochs as the checkpoint has: trained afresh, not handed back
+    steps.clear()
+    other = run(prepared, tmp_path / "ckpt", replace(CONFIG, n_epochs=2, lambda_max=0.02))
+    assert len(other["history"]) == 2 and other["history"] != longer["history"]
+    assert len(steps) == 2 * CONFIG.steps_per_epoch
+    # fewer epochs than the checkpoint's (same settings): trained afresh too
+    steps.clear()
+    shorter = run(prepared, tmp_path / "ckpt", replace(CONFIG, n_epochs=1, lambda_max=0.02))
+    assert len(shorter["history"]) == 1
+    assert len(steps) == CONFIG.steps_per_epoch
 
 
 @pytest.mark.parametrize(
@@ -125,10 +192,20 @@ def test_bad_training_parameters(overrides: dict, message: str) -> None:
         make(TrainConfig, **overrides)
 
 
-@pytest.mark.parametrize("loss", ["mae", "huber"])
+@pytest.mark.parametrize("loss, formula", [("mae", F.l1_loss), ("huber", F.smooth_l1_loss)])
 def test_ablation_losses_and_patch_discriminator_train(
-    prepared: Path, tmp_path: Path, loss: str
+    prepared: Path, tmp_path: Path, loss: str, formula
 ) -> None:
     config = replace(CONFIG, n_epochs=1, recon_loss=loss, patch_weight=0.1)
     result = run(prepared, tmp_path / loss, config)
     assert "train_epoch/patch_loss" in result["history"][0]
+    # the autoencoder step uses the chosen loss, not the paper's MSE
+    torch.manual_seed(0)
+    nets = FaderNetworks.build(MODEL, config, torch.device("cpu"))
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    y = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    with torch.no_grad():  # the step's own forward pass: train mode, before the update
+        x_hat = nets.autoencoder.train().decode(nets.autoencoder.encode(x), y)
+    expected = formula(x_hat, x).item()
+    assert expected != pytest.approx(F.mse_loss(x_hat, x).item())
+    assert autoencoder_step(nets, x, y, 0.0, config)["recon_loss"] == pytest.approx(expected)

@@ -19,44 +19,21 @@ import logging
 import os
 import zipfile
 from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from fader import io, parallel
-from fader.config import AtLeastOne, NonNegativeInt, Positive, config
 from fader.data import celeba
+from fader.data.config import PreprocessConfig
 
 log = logging.getLogger(__name__)
 
 IMAGES_FILE = "images.npy"
 TABLE_FILE = "attributes.csv"
 META_FILE = "meta.json"
-ImgSize = Literal[32, 64, 128, 256]
-IMG_SIZES: tuple[int, ...] = get_args(ImgSize)
 _CHUNK = 64  # images per worker task: large enough to amortise IPC, small enough for a smooth bar
-
-
-@config
-class PreprocessConfig:
-    """What `prepare()` selects and how it resizes (params.yaml, section `data`)."""
-
-    img_size: ImgSize  # the paper: 256
-    attributes: tuple[str, ...]  # CelebA names
-    split: Literal["official", "random"]  # list_eval_partition.txt, or seeded fractions
-    split_fractions: tuple[Positive, Positive, Positive]  # train, valid, test for `random`
-    seed: NonNegativeInt
-    skip_bad: bool  # leave unreadable images out (counted) instead of failing
-    workers: AtLeastOne
-
-    def __post_init__(self) -> None:
-        if abs(sum(self.split_fractions) - 1) > 1e-6:
-            raise ValueError(
-                f"split_fractions must sum to 1 (train, valid, test), got "
-                f"{list(self.split_fractions)}"
-            )
 
 
 class BadImagesError(RuntimeError):

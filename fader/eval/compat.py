@@ -42,8 +42,3 @@ def import_torchvision() -> ModuleType:
             _library.define(schema)
         import torchvision
     return torchvision
-
-
-def extension_loaded() -> bool:
-    """Whether torchvision's own C++ extension loaded (False when the workaround is in use)."""
-    return bool(import_torchvision().extension._has_ops())

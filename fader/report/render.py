@@ -1,7 +1,7 @@
 """The render stage's report: edit grids, training curves and metrics in one offline HTML file.
 
 `render_report()` writes, atomically, a folder with
-- `interpolation_<attribute>.png`: one attribute slid over α (the paper's Figure 1), per attribute;
+- `interpolation/<attribute>.png`: one attribute slid over α (the paper's Figure 1), per attribute;
 - `swaps.png`: each attribute flipped alone (Figure 3);
 - `multi_swaps.png`: several attributes changed at once (Figure 4), when combinations are given;
 - `curves.png`: the DVCLive training curves as small multiples (matplotlib, Agg);
@@ -37,9 +37,13 @@ SWAPS = "swaps.png"
 MULTI_SWAPS = "multi_swaps.png"
 
 
+INTERPOLATION_DIR = "interpolation"  # one grid per attribute: a folder, so that dvc.yaml's
+# plots name it without naming the attributes
+
+
 def interpolation_file(attribute: str) -> str:
-    """File name of one attribute's interpolation grid in the render folder."""
-    return f"interpolation_{attribute}.png"
+    """Path of one attribute's interpolation grid in the render folder."""
+    return f"{INTERPOLATION_DIR}/{attribute}.png"
 
 
 @config
@@ -112,6 +116,7 @@ def render_report(
         grid_files = []
         for i, name in enumerate(attributes):
             file = tmp / interpolation_file(name)
+            file.parent.mkdir(exist_ok=True)
             grids.save_png(file, grids.interpolation_grid(autoencoder, x, y, i, alphas))
             captions[file.name] = (
                 f"{name}: original, reconstruction, then {name} = α for α = {_alpha_text(alphas)}"
@@ -146,6 +151,6 @@ def render_report(
         if metrics_dir is not None:
             tables |= read_metrics_dir(metrics_dir)
         write_html_report(tmp / INDEX, title, tables, curve_files, grid_files, captions)
-        names = sorted(p.name for p in tmp.iterdir())
+        names = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
     log.info("wrote %s: %s", out_dir, ", ".join(names))
     return [out_dir / name for name in names]

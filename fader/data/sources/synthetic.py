@@ -2,7 +2,7 @@
 
 Section 5 of the paper trains on CelebA (aligned 178x218 portraits, 40 binary attributes). This
 module, which has no counterpart in the official code, draws a procedural stand-in with the same
-layout, so every later stage runs unchanged on it (`fader.celeba` reads both):
+layout, so every later stage runs unchanged on it (`fader.data.celeba` reads both):
 
 - `img_align_celeba/000001.jpg` ...: RGB JPEG, 178x218, quality 90;
 - `list_attr_celeba.txt`: all 40 attributes, 1 / -1;
