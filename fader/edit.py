@@ -1,16 +1,21 @@
 """Editing any photo with a trained Fader network: slide attributes to chosen values (Sec. 4).
 
-The photo goes through the training pipeline's own crop and resize (`fader.data.preprocess
-.decode_square`: centred square, Lanczos to the model's size), so any size or aspect works; the
-result is at the model's size. It is encoded once and decoded with an attribute vector α in
-which every attribute set by the user takes the given value (values outside [0, 1]
-extrapolate, as in the paper) and every other attribute keeps the photo's own value.
+A photo is first framed like the training data: aligned like CelebA's `img_align_celeba`
+(`fader.data.align`: face, landmarks, similarity warp), or taken as it is when it already is
+(`align=False`); then the training pipeline's own crop and resize apply (centred square, Lanczos
+to the model's size). An `Editor` encodes it once (`encode`) and decodes it for any attribute
+values (`decode`): every attribute set by the user takes the given value (values outside
+[0, 1] extrapolate, as in the paper) and every other attribute keeps the photo's own value. A
+slider that moves only decodes.
 
 The paper decodes with an image's *true* attributes for those it leaves alone. A new photo has
 no labels, so they are inferred by the evaluation classifier (`fader train-classifier`) when
 one is given: logit > 0 (sigmoid > 0.5) → 1, else 0. Without a classifier they are 0 and a
 warning names them; set them explicitly (or pass a classifier) when that matters, since e.g.
 Male = 0 on a man's photo decodes a woman.
+
+The result is at the model's size, or, with `paste_back`, the whole photo at its own resolution
+with the edit's change warped back onto the face (`fader.data.align.paste_back`).
 """
 
 from __future__ import annotations
@@ -18,14 +23,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
-from fader.data import celeba
+from fader.data import align, celeba
 from fader.data.prepared import to_float
-from fader.data.preprocess import decode_square
+from fader.data.preprocess import decode_square, square_resize
 from fader.model.networks import AttributeClassifier, AutoEncoder
 from fader.report import grids
 
@@ -68,14 +74,44 @@ def parse_alphas(text: str) -> list[float]:
 
 
 def read_image(data: bytes, img_size: int, source: str = "image") -> np.ndarray:
-    """Decode, crop and resize like the training data: (img_size, img_size, 3) uint8.
+    """Decode, crop and resize exactly like the training data: (img_size, img_size, 3) uint8.
 
-    A file that is not a readable image raises ValueError naming `source`.
+    For a photo already framed like CelebA's aligned images. A file that is not a readable
+    image raises ValueError naming `source`.
     """
     try:
         return np.array(decode_square(data, img_size))  # a writable copy, for torch
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise ValueError(f"{source} is not a readable image: {error}") from None
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo ready for the model: the decoded photo, its alignment, the model-size crop."""
+
+    pixels: np.ndarray  # (S, S, 3) uint8: what the model sees
+    photo: np.ndarray | None = None  # (H, W, 3) uint8 RGB, upright; None without alignment
+    alignment: align.Alignment | None = None
+
+
+def prepare_photo(
+    data: bytes,
+    img_size: int,
+    aligned: bool = False,
+    face: int | None = None,
+    source: str = "photo",
+) -> Photo:
+    """A photo's bytes → what the model sees, aligned first unless `aligned` says it already is.
+
+    Raises `align.PhotoError` (a ValueError) for an unreadable or oversized file, or a photo
+    without a face.
+    """
+    if aligned:
+        return Photo(read_image(data, img_size, source))
+    photo = align.load_photo(data, source)
+    alignment = align.align(photo, face, source)
+    pixels = square_resize(Image.fromarray(alignment.aligned), img_size)
+    return Photo(np.array(pixels), photo, alignment)
 
 
 def check_classifier(
@@ -98,125 +134,157 @@ def check_classifier(
         )
 
 
-def _check_names(names: Sequence[str], attributes: Sequence[str]) -> None:
-    if names:
-        celeba.check_attributes(list(names), valid=list(attributes))
+@dataclass(frozen=True)
+class Encoded:
+    """One photo encoded: x (1, 3, S, S), E(x), and its own attribute values (1, n)."""
+
+    x: torch.Tensor
+    features: list[torch.Tensor]
+    own: torch.Tensor
 
 
-@torch.no_grad()
-def base_attributes(
-    autoencoder: AutoEncoder,
-    attributes: Sequence[str],
-    x: torch.Tensor,
-    classifier: Classifier | None = None,
-    unspecified: Sequence[str] = (),
-) -> torch.Tensor:
-    """The photo's own attribute values (B, n): the classifier's 0/1 verdicts, else 0.
+class Editor:
+    """A trained model (and optionally its judge), ready to edit photos: encode once, decode
+    for each setting. The autoencoder runs in eval mode (BatchNorm running statistics)."""
 
-    `unspecified` are the names the caller leaves alone; without a classifier they are the ones
-    a warning lists.
-    """
-    if classifier is None:
-        if unspecified:
+    def __init__(
+        self,
+        autoencoder: AutoEncoder,
+        attributes: Sequence[str],
+        classifier: Classifier | None = None,
+    ) -> None:
+        if len(attributes) != autoencoder.cfg.n_attr:
+            raise ValueError(
+                f"got {len(attributes)} attribute names for a model of {autoencoder.cfg.n_attr}"
+            )
+        if classifier is not None:
+            check_classifier(autoencoder, attributes, classifier)
+        self.autoencoder = autoencoder.eval()
+        self.attributes = list(attributes)
+        self.classifier = classifier
+        self.img_size = autoencoder.cfg.img_size
+        self.device = next(autoencoder.parameters()).device
+
+    @torch.no_grad()
+    def encode(self, pixels: np.ndarray) -> Encoded:
+        """(S, S, 3) uint8 at the model's size → x, E(x) and the photo's own attribute values."""
+        assert pixels.shape == (self.img_size, self.img_size, 3), pixels.shape
+        x = to_float(np.array(pixels)[None]).to(self.device)  # (1, S, S, 3) → (1, 3, S, S)
+        return Encoded(x, self.autoencoder.encode(x), self._own_attributes(x))
+
+    def alpha(self, encoded: Encoded, settings: Mapping[str, float]) -> torch.Tensor:
+        """(1, n): the photo's own values, with each attribute in `settings` set to its value."""
+        if settings:
+            celeba.check_attributes(list(settings), valid=self.attributes)
+        alpha = encoded.own.clone()
+        for name, value in settings.items():
+            alpha[:, self.attributes.index(name)] = float(value)
+        return alpha
+
+    @torch.no_grad()
+    def decode(self, encoded: Encoded, settings: Mapping[str, float]) -> np.ndarray:
+        """The photo decoded with `settings` (NAME → α): (S, S, 3) uint8."""
+        return grids.to_uint8_image(self._decode(encoded, self.alpha(encoded, settings))[0])
+
+    @torch.no_grad()
+    def change(self, encoded: Encoded, settings: Mapping[str, float]) -> np.ndarray:
+        """What `settings` change in the decoding, in uint8 units: (S, S, 3) float32.
+
+        D(E(x), α) − D(E(x), own values): zero where the edit changes nothing, so adding it to
+        the photo (`align.paste_back`) keeps the photo's own detail there.
+        """
+        edited = self._decode(encoded, self.alpha(encoded, settings))
+        plain = self._decode(encoded, encoded.own)
+        return ((edited - plain)[0] * 127.5).permute(1, 2, 0).cpu().numpy()
+
+    @torch.no_grad()
+    def strip(
+        self,
+        encoded: Encoded,
+        attribute: str,
+        alphas: Sequence[float],
+        settings: Mapping[str, float] | None = None,
+        gutter: int = grids.GUTTER,
+    ) -> np.ndarray:
+        """One row: the model's input, then the photo with `attribute` = each α.
+
+        Other attributes follow `settings` and the photo's own values. Returns uint8
+        (S, (1+K)*S + K*gutter, 3), laid out like `fader.report.grids` (white gutters).
+        """
+        settings = dict(settings or {})
+        celeba.check_attributes([attribute], valid=self.attributes)
+        if attribute in settings:
+            raise ValueError(
+                f"{attribute} is both the strip's attribute and set to "
+                f"{settings[attribute]:g}: leave it out of the settings"
+            )
+        if not alphas:
+            raise ValueError("a strip needs at least one alpha")
+        index = self.attributes.index(attribute)
+        alpha = self.alpha(encoded, settings)
+        columns = [encoded.x]
+        for value in alphas:
+            alpha[:, index] = float(value)
+            columns.append(self._decode(encoded, alpha))
+        cells = grids.to_uint8_image(torch.stack(columns, dim=1))  # (1, 1+K, S, S, 3)
+        return grids.tile(cells, gutter)
+
+    def unset(self, settings: Mapping[str, float], varied: Sequence[str] = ()) -> list[str]:
+        """The attributes that keep the photo's own value."""
+        return [n for n in self.attributes if n not in settings and n not in varied]
+
+    def _decode(self, encoded: Encoded, alpha: torch.Tensor) -> torch.Tensor:
+        return self.autoencoder.decode(encoded.features, alpha)
+
+    def _own_attributes(self, x: torch.Tensor) -> torch.Tensor:
+        """The photo's own values (1, n): the classifier's 0/1 verdicts, else 0 (module doc)."""
+        if self.classifier is None:
+            return torch.zeros(x.shape[0], len(self.attributes), device=x.device)
+        net, judged = self.classifier
+        was_training = net.training
+        net.eval()
+        try:
+            logits = net(x.to(next(net.parameters()).device)).to(x.device)  # (B, len(judged))
+        finally:
+            net.train(was_training)
+        columns = [list(judged).index(name) for name in self.attributes]
+        return (logits[:, columns] > 0).float()  # sigmoid > 0.5
+
+    def warn_unset(self, settings: Mapping[str, float], varied: Sequence[str] = ()) -> None:
+        """Without a classifier, say which attributes are decoded as 0."""
+        unset = self.unset(settings, varied)
+        if self.classifier is None and unset:
             log.warning(
                 "no classifier: the unset attribute(s) %s are decoded as 0; pass a "
                 "classifier or set them",
-                ", ".join(unspecified),
+                ", ".join(unset),
             )
-        return torch.zeros(x.shape[0], len(attributes), device=x.device)
-    check_classifier(autoencoder, attributes, classifier)
-    net, judged = classifier
-    was_training = net.training
-    net.eval()
-    try:
-        logits = net(x.to(next(net.parameters()).device)).to(x.device)  # (B, len(judged))
-    finally:
-        net.train(was_training)
-    columns = [list(judged).index(name) for name in attributes]
-    return (logits[:, columns] > 0).float()  # sigmoid > 0.5
 
 
-def _encode_photo(
-    autoencoder: AutoEncoder,
-    attributes: Sequence[str],
-    image_bytes: bytes,
+def edit_photo(
+    editor: Editor,
+    photo: Photo,
     settings: Mapping[str, float],
-    classifier: Classifier | None,
-    source: str,
-    varied: Sequence[str] = (),
-) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
-    """The photo x (1, 3, S, S), E(x) and α with the settings applied (`varied`: set later)."""
-    if len(attributes) != autoencoder.cfg.n_attr:
-        raise ValueError(
-            f"got {len(attributes)} attribute names for a model of {autoencoder.cfg.n_attr}"
-        )
-    _check_names(list(settings), attributes)
-    if classifier is not None:
-        check_classifier(autoencoder, attributes, classifier)
-    pixels = read_image(image_bytes, autoencoder.cfg.img_size, source)
-    device = next(autoencoder.parameters()).device
-    x = to_float(pixels[None]).to(device)  # (1, S, S, 3) uint8 → (1, 3, S, S) in [-1, 1]
-    unspecified = [name for name in attributes if name not in settings and name not in varied]
-    alpha = base_attributes(autoencoder, attributes, x, classifier, unspecified)
-    for name, value in settings.items():
-        alpha[:, list(attributes).index(name)] = float(value)
-    return x, autoencoder.encode(x), alpha
-
-
-def edit_image(
-    autoencoder: AutoEncoder,
-    attributes: Sequence[str],
-    image_bytes: bytes,
-    settings: Mapping[str, float],
-    classifier: Classifier | None = None,
-    source: str = "image",
+    strip: str | None = None,
+    alphas: Sequence[float] = (),
+    paste_back: bool = False,
 ) -> np.ndarray:
-    """The photo decoded with `settings` (NAME → α): (S, S, 3) uint8 at the model's size S.
+    """The edit a user asks for, as an (H, W, 3) uint8 image.
 
-    `autoencoder` runs in eval mode (BatchNorm running statistics); `attributes` are its
-    attribute names; unset attributes follow the module docstring. `source` names the
-    image in error messages.
+    The photo decoded with `settings` at the model's size; or, with `strip`, the model's input
+    then that attribute at each of `alphas`; or, with `paste_back`, the whole photo at its own
+    resolution with the change warped back onto its face (an aligned photo only).
     """
-    with grids.evaluating(autoencoder):
-        _, feats, alpha = _encode_photo(
-            autoencoder, attributes, image_bytes, settings, classifier, source
-        )
-        return grids.to_uint8_image(autoencoder.decode(feats, alpha)[0])
-
-
-def edit_strip(
-    autoencoder: AutoEncoder,
-    attributes: Sequence[str],
-    image_bytes: bytes,
-    attribute: str,
-    alphas: Sequence[float],
-    settings: Mapping[str, float] | None = None,
-    classifier: Classifier | None = None,
-    source: str = "image",
-    gutter: int = grids.GUTTER,
-) -> np.ndarray:
-    """One row: the cropped, resized original, then the photo with `attribute` = each α.
-
-    Other attributes follow `settings` and the module docstring. Returns uint8
-    (S, (1+K)*S + K*gutter, 3), laid out like `fader.report.grids` (white gutters between cells).
-    """
-    settings = dict(settings or {})
-    _check_names([attribute], attributes)
-    if attribute in settings:
+    editor.warn_unset(settings, [strip] if strip else [])
+    encoded = editor.encode(photo.pixels)
+    if strip is not None:
+        if paste_back:
+            raise ValueError("a strip cannot be pasted back: give one or the other")
+        return editor.strip(encoded, strip, alphas, settings)
+    if not paste_back:
+        return editor.decode(encoded, settings)
+    if photo.alignment is None or photo.photo is None:
         raise ValueError(
-            f"{attribute} is both the strip's attribute and set to "
-            f"{settings[attribute]:g}: leave it out of the settings"
+            "paste-back needs the photo's alignment: it cannot be used with --no-align"
         )
-    if not alphas:
-        raise ValueError("edit_strip needs at least one alpha")
-    index = list(attributes).index(attribute)
-    with grids.evaluating(autoencoder):
-        x, feats, alpha = _encode_photo(
-            autoencoder, attributes, image_bytes, settings, classifier, source, varied=[attribute]
-        )
-        columns = [x]
-        for value in alphas:
-            alpha[:, index] = float(value)
-            columns.append(autoencoder.decode(feats, alpha))
-    cells = grids.to_uint8_image(torch.stack(columns, dim=1))  # (1, 1+K, S, S, 3)
-    return grids.tile(cells, gutter)
+    return align.paste_back(photo.photo, photo.alignment, editor.change(encoded, settings))

@@ -1,4 +1,4 @@
-"""The `fader` console script: one sub-command per pipeline stage, plus `edit`.
+"""The `fader` console script: one sub-command per pipeline stage, plus `align` and `edit`.
 
 The stage modules import the library (and torch) inside their commands, so `fader --help`
 answers at once.
@@ -7,6 +7,7 @@ answers at once.
 import typer
 
 from stages import (
+    align,
     download,
     edit,
     evaluate,
@@ -25,6 +26,7 @@ app.command("train")(train_fader.main)
 app.command("inception")(inception.main)
 app.command("evaluate")(evaluate.main)
 app.command("render")(render.main)
+app.command("align")(align.main)
 app.command("edit")(edit.main)
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """`fader edit`: slide the attributes of any photo with a trained model.
 
 fader edit photo.jpg --set Smiling=0.8 --set Male=-0.5 -o out.png
+fader edit photo.jpg --set Smiling=1 --paste-back -o whole_photo.png
 fader edit photo.jpg --strip Smiling --alphas 0,0.5,1 -o strip.png
+fader edit 000001.jpg --no-align --set Male=0 -o out.png    # already aligned like CelebA
 """
 
 import logging
@@ -34,6 +36,16 @@ def main(
         None, metavar="NAME", help="Write the original, then NAME at each α."
     ),
     alphas: str = typer.Option("0,0.25,0.5,0.75,1", help="Comma-separated α for --strip."),
+    no_align: bool = typer.Option(
+        False, "--no-align", help="The photo is already aligned like CelebA's img_align_celeba."
+    ),
+    face: int | None = typer.Option(
+        None, min=0, help="Which face, by size (0: the largest, the default)."
+    ),
+    paste_back: bool = typer.Option(
+        False, "--paste-back", help="Write the whole photo, edited, at its own resolution."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite the photo itself with -o."),
 ) -> None:
     """Edit one photo; unset attributes keep the classifier's verdict on it (see fader.edit)."""
     from fader import edit
@@ -45,6 +57,8 @@ def main(
         raise typer.BadParameter(f"{out} must end in .png (lossless)", param_hint="--out")
     if classifier is not None and no_classifier:
         raise typer.BadParameter("give --classifier or --no-classifier, not both")
+    if out.resolve() == image.resolve() and not force:
+        raise typer.BadParameter(f"{out} is the photo itself: write elsewhere (or --force)")
     try:
         settings = edit.parse_settings(set_)
     except ValueError as error:
@@ -57,12 +71,10 @@ def main(
         classifier = DEFAULT_CLASSIFIER
     judge = None if classifier is None else checkpoint.load_network(classifier, "classifier")
     autoencoder, attributes = checkpoint.load_network(model, "fader")
-    photo = image.read_bytes()
-    if strip is None:
-        result = edit.edit_image(autoencoder, attributes, photo, settings, judge, str(image))
-    else:
-        result = edit.edit_strip(
-            autoencoder, attributes, photo, strip, values, settings, judge, str(image)
-        )
+    photo = edit.prepare_photo(
+        image.read_bytes(), autoencoder.cfg.img_size, aligned=no_align, face=face, source=str(image)
+    )
+    editor = edit.Editor(autoencoder, attributes, judge)
+    result = edit.edit_photo(editor, photo, settings, strip, values, paste_back)
     grids.save_png(out, result)
     log.info("wrote %s (%dx%d px)", out, result.shape[1], result.shape[0])

@@ -74,22 +74,51 @@ class ImageSource:
         return self._members
 
 
+#: EXIF orientation → the transpose that makes the image upright (Pillow's exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
 def decode_square(data: bytes, img_size: int) -> np.ndarray:
     """Decode one image, crop its centred square and resize it: (img_size, img_size, 3) uint8.
 
     JPEG decoding is asked for the smallest DCT scale that keeps the square at least `img_size`
     wide (`Image.draft`), then Lanczos resampling (antialiased) of the crop box, scaled to the
-    decoded size in exact fractional coordinates, gives the final size.
+    decoded size in exact fractional coordinates, gives the final size. An EXIF orientation
+    (a phone photo taken sideways) is applied first.
     """
     with Image.open(_io.BytesIO(data)) as image:
+        orientation = image.getexif().get(0x0112, 1)  # 0x0112: the Orientation tag
         width, height = image.size
         image.draft("RGB", (img_size, img_size))
         image = image.convert("RGB")
-        sx, sy = image.width / width, image.height / height
-        left, top, right, bottom = celeba.crop_box(width, height)
-        box = (left * sx, top * sy, right * sx, bottom * sy)
-        resized = image.resize((img_size, img_size), Image.Resampling.LANCZOS, box=box)
-        return np.asarray(resized)
+        if orientation in _UPRIGHT:
+            image = image.transpose(_UPRIGHT[orientation])
+            if orientation >= 5:  # a quarter turn: the sides swap
+                width, height = height, width
+        return square_resize(image, img_size, (width, height))
+
+
+def square_resize(
+    image: Image.Image, img_size: int, full_size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """The centred square of `image` (celeba.crop_box) Lanczos-resized: (img_size, img_size, 3).
+
+    `full_size` is the (width, height) the crop box is computed at, when `image` was decoded
+    smaller (JPEG draft); the box is scaled to the decoded size in fractional coordinates.
+    """
+    width, height = full_size or image.size
+    sx, sy = image.width / width, image.height / height
+    left, top, right, bottom = celeba.crop_box(width, height)
+    box = (left * sx, top * sy, right * sx, bottom * sy)
+    return np.asarray(image.resize((img_size, img_size), Image.Resampling.LANCZOS, box=box))
 
 
 def select_images(raw_dir: Path, config: PreprocessConfig) -> pd.DataFrame:
