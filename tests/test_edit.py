@@ -160,9 +160,7 @@ def test_unset_attributes_come_from_the_classifier(
     verdict = dict(zip(judged, (net(x) > 0).float()[0].tolist()))
     assert verdict == {"Male": 1.0, "Smiling": 0.0}
     with_judge = edit_image(autoencoder, attributes, photo, {"Smiling": 1.0}, (net, judged))
-    explicit = edit_image(
-        autoencoder, attributes, photo, {"Smiling": 1.0, "Male": verdict["Male"]}
-    )
+    explicit = edit_image(autoencoder, attributes, photo, {"Smiling": 1.0, "Male": verdict["Male"]})
     assert np.array_equal(with_judge, explicit)
     # what no classifier decodes (Male = 0) differs: the verdict was used, by name
     without = edit_image(autoencoder, attributes, photo, {"Smiling": 1.0, "Male": 0.0})
