@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
+import signal
+import sys
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +25,17 @@ T = TypeVar("T")
 ParamsOption = typer.Option(Path("params.yaml"), "--params", help="Parameters file.")
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """YAML as DVC writes it (1.2): `1e-3` is a number, where PyYAML's YAML 1.1 reads a string."""
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 class Params:
     """params.yaml: a mapping of sections, read once, built into configs one section at a time."""
 
@@ -28,7 +43,7 @@ class Params:
         if not path.is_file():
             raise FileNotFoundError(f"parameters file not found: {path}")
         try:
-            values = yaml.safe_load(path.read_text())
+            values = yaml.load(path.read_text(), Loader=ParamsLoader)
         except yaml.YAMLError as error:
             raise ValueError(f"{path}: malformed YAML: {error}") from None
         if not isinstance(values, dict):
@@ -69,12 +84,28 @@ class Params:
 
 
 def setup(seed: int | None = None) -> None:
-    """Logging for a stage run, and every RNG seeded when `seed` is given."""
+    """Logging for a stage run, every RNG seeded when `seed` is given, and no orphans.
+
+    On Linux the stage ends (SIGTERM) when its parent dies: a `dvc repro` killed with kill -9
+    must not leave its trainer running, where the next `dvc repro` would start a second one.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    _die_with_parent()
     if seed is not None:
         from fader import runtime
 
         runtime.seed_everything(seed)
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+    if os.getppid() == 1:  # the parent died before the call: do what it would have done
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 @contextlib.contextmanager

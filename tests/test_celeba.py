@@ -31,7 +31,11 @@ def test_attributes_round_trip(tmp_path: Path) -> None:
         ("x\nMale\na.jpg 1\n", "line 1"),
         ("2\nMale\na.jpg 1\n", "announces 2"),
         ("1\nMale\na.jpg 0\n", "1 or -1"),
-        ("1\nMale Young\na.jpg 1\n", "fewer than 2"),
+        ("1\nMale Young\na.jpg 1\n", "line 2 names 2 attributes but line 3 has 1 values"),
+        ("1\nMale\na.jpg 1 -1\n", "line 2 names 1 attributes but line 3 has 2 values"),
+        ("2\nMale Young\na.jpg 1 1\nb.jpg 1\n", "fewer than 2"),  # a later short row
+        ("2\nMale\na.jpg 1\nb.jpg x\n", "not integers"),
+        ("3\nMale\na.jpg 1\nb.jpg 1\na.jpg -1\n", "1 file name.s. listed more than once: a.jpg"),
     ],
 )
 def test_bad_attribute_files_are_named(tmp_path: Path, text: str, message: str) -> None:
@@ -47,13 +51,25 @@ def test_missing_files_are_named(tmp_path: Path) -> None:
         celeba.read_partition(tmp_path / "nothere.txt")
 
 
-def test_bad_partition_value(tmp_path: Path) -> None:
-    (tmp_path / "p.txt").write_text("a.jpg 0\nb.jpg 3\n")
-    # "0|1|2" as a pattern would match any 0, 1 or 2, e.g. in the temporary path
-    with pytest.raises(
-        celeba.CelebAFormatError, match=re.escape("every row must be `filename 0|1|2`")
-    ):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a.jpg 0\nb.jpg 3\n", "every row must be `filename 0|1|2`; not so for b.jpg"),
+        ("a.jpg 0\nb.jpg two\n", "every row must be `filename 0|1|2` ("),
+        ("a.jpg 0\nb.jpg 1\na.jpg 2\n", "1 file name(s) listed more than once: a.jpg"),
+    ],
+)
+def test_bad_partition_files_are_named(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "p.txt").write_text(text)
+    # re.escape: "0|1|2" as a pattern would match any 0, 1 or 2, e.g. in the temporary path
+    with pytest.raises(celeba.CelebAFormatError, match=re.escape(message)) as error:
         celeba.read_partition(tmp_path / "p.txt")
+    assert str(error.value).startswith(str(tmp_path / "p.txt"))
+
+
+def test_a_byte_order_mark_and_crlf_are_read(tmp_path: Path) -> None:
+    (tmp_path / "attr.txt").write_bytes(b"\xef\xbb\xbf1\r\nMale\r\na.jpg  1\r\n")
+    assert celeba.read_attributes(tmp_path / "attr.txt").loc["a.jpg", "Male"] == 1
 
 
 def test_unknown_attribute_lists_valid_names() -> None:

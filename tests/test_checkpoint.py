@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import pickle
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -94,7 +96,8 @@ def test_interrupted_save_keeps_the_old_file(
         raise interruption
 
     monkeypatch.setattr(torch, "save", half_then_fail)
-    with pytest.raises(type(interruption)):
+    expected = KeyboardInterrupt if isinstance(interruption, KeyboardInterrupt) else OSError
+    with pytest.raises(expected):  # a failed write is a CheckpointWriteError (an OSError)
         checkpoint.save(target, {"kind": "fader", "step": 2})
     assert written and written[0] != target  # it wrote elsewhere first
     assert target.read_bytes() == before
@@ -112,6 +115,40 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
             checkpoint.load(absent, "fader")
 
 
+@pytest.mark.parametrize(
+    ("failure", "free", "message"),
+    [
+        (
+            RuntimeError("basic_ios::clear: iostream error"),
+            2**20,
+            "the disk is full (1 MiB free in",
+        ),
+        (OSError(errno.ENOSPC, "No space left on device"), 2**30, "the disk is full"),
+        (OSError(errno.EROFS, "Read-only file system"), 2**30, "is not writable"),
+    ],
+)
+def test_a_failed_write_says_why_and_replaces_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: Exception, free: int, message: str
+) -> None:
+    target = tmp_path / "last.pt"
+    checkpoint.save(target, {"kind": "fader", "step": 1})
+
+    def fail(payload: object, path: Path) -> None:
+        Path(path).write_bytes(b"PK")
+        raise failure
+
+    monkeypatch.setattr(torch, "save", fail)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=free))
+    with pytest.raises(checkpoint.CheckpointWriteError) as error:
+        checkpoint.save(target, {"kind": "fader", "step": 2})
+    assert str(error.value).startswith(f"cannot write checkpoint {target}: ")
+    assert message in str(error.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temporary left
+    monkeypatch.undo()
+    assert checkpoint.load(target, "fader")["step"] == 1
+
+
 def test_corrupt_files_are_named(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint at all")
@@ -122,8 +159,9 @@ def test_corrupt_files_are_named(tmp_path: Path) -> None:
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
     for path in (junk, truncated, empty):
-        with pytest.raises(CheckpointError, match=f"cannot read checkpoint {path_in(path)}: "):
+        with pytest.raises(CheckpointError, match=f"cannot read checkpoint {path_in(path)}: ") as e:
             checkpoint.load(path, "fader")
+        assert "delete it" in str(e.value)  # what to do about it
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,10 @@ command line starts without torch."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,50 @@ def test_cli_help_lists_every_command() -> None:
     assert result.returncode == 0, result.stderr
     for command in ("download", "preprocess", "train-classifier", "train", "evaluate", "edit"):
         assert command in result.stdout
+
+
+def test_a_failing_command_prints_one_line_not_a_traceback(tmp_path: Path) -> None:
+    args = ["render", "--data", str(tmp_path), "--model", str(tmp_path / "absent.pt")]
+    args += ["--out", str(tmp_path / "out"), "--params", str(ROOT / "params.yaml")]
+    command = [sys.executable, "-m", "stages.cli", *args]
+    quiet = subprocess.run(
+        command, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "FADER_DEBUG": ""}
+    )
+    assert quiet.returncode == 1
+    assert f"fader: error: checkpoint not found: {tmp_path / 'absent.pt'}" in quiet.stderr
+    assert "Traceback" not in quiet.stderr and "--debug" in quiet.stderr
+    loud = subprocess.run([*command, "--debug"], capture_output=True, text=True, cwd=ROOT)
+    assert loud.returncode == 1 and "Traceback" in loud.stderr and "CheckpointError" in loud.stderr
+    env = {**os.environ, "FADER_DEBUG": "1"}
+    assert (
+        "Traceback"
+        in subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env).stderr
+    )
+
+
+def test_a_stage_dies_with_its_parent() -> None:
+    """kill -9 of `dvc repro` must not leave its trainer running (Linux: PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    child = "from stages import _common; _common.setup(); import time; time.sleep(60)"
+    parent = (
+        "import subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-c', {child!r}])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    outer = subprocess.Popen(
+        [sys.executable, "-c", parent], stdout=subprocess.PIPE, cwd=ROOT, text=True
+    )
+    pid = int(outer.stdout.readline())
+    time.sleep(1.0)  # the child has called setup()
+    outer.kill()
+    outer.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status")
+        if not status.exists() or "State:\tZ" in status.read_text():
+            return  # gone, or a zombie nobody reaped: dead either way
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    pytest.fail("the stage outlived its parent")

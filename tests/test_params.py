@@ -4,6 +4,7 @@ wrong type is an error that names the key, the section and the valid keys."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ def test_an_unknown_key_is_refused(
         ("batch_size", True, r"batch_size: Input should be a valid integer \(got True\)"),
         ("lambda_max", math.nan, r"lambda_max: Input should be a finite number"),
         ("lambda_max", -1, r"lambda_max: Input should be greater than or equal to 0"),
-        ("learning_rate", "1e-3", r"learning_rate: Input should be a valid number"),
+        ("learning_rate", "fast", r"learning_rate: Input should be a valid number"),
         ("recon_loss", "l3", r"recon_loss: Input should be 'mse', 'mae' or 'huber'"),
     ],
 )
@@ -122,3 +123,34 @@ def test_a_stage_fails_on_a_deleted_key(tmp_path: Path) -> None:
     assert isinstance(result.exception, ConfigError)
     assert "render: missing key(s) ['n_alphas']" in str(result.exception)
     assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_exponents_are_numbers_as_dvc_writes_them(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    text = yaml.safe_dump(PARAMS).replace("learning_rate: 0.0005", "learning_rate: 5e-4")
+    assert "learning_rate: 5e-4" in text  # PyYAML alone would read the string '5e-4'
+    path.write_text(text)
+    assert _common.Params(path).build(TrainConfig, "train_fader").learning_rate == 5e-4
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("train_fader", "lambda_max", 1e30, "lambda_max: Input should be less than or equal to 1"),
+        ("train_fader", "learning_rate", 10.0, "learning_rate: Input should be less than or equal"),
+        ("data", "attributes", "Smiling", "attributes: Input should be a valid tuple"),
+        ("data", "attributes", [], "no attributes selected"),
+        ("data", "split_fractions", [0.5, 0.5, 0.5], "split_fractions must sum to 1"),
+        ("data", "img_size", 100, "img_size: Input should be 32, 64, 128 or 256"),
+    ],
+)
+def test_out_of_range_values_are_refused_at_load_time(
+    tmp_path: Path, section: str, key: str, value: Any, message: str
+) -> None:
+    params = write_params(tmp_path, section, {**PARAMS[section], key: value})
+    cls, supplied, shared = {
+        "train_fader": (TrainConfig, {}, []),
+        "data": (PreprocessConfig, SEED, [SourceConfig]),
+    }[section]
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        params.build(cls, section, supplied, shared)

@@ -141,6 +141,25 @@ def test_skip_bad_leaves_out_and_counts(raw_celeba: Path, tmp_path: Path) -> Non
     assert_only_green(images)  # every kept row was written
 
 
+def test_a_split_emptied_by_skip_bad_fails_naming_it(raw_celeba: Path, tmp_path: Path) -> None:
+    for name in ("000010.jpg", "000011.jpg", "000012.jpg"):  # the whole test split
+        (raw_celeba / celeba.IMAGE_DIR / name).write_bytes(b"not a jpeg")
+    with pytest.raises(
+        ValueError, match="leaves test empty .* once the unreadable images are left"
+    ):
+        prepare(raw_celeba, tmp_path / "out", config(skip_bad=True), progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_tiny_split_fractions_fail_naming_the_split(raw_celeba: Path, tmp_path: Path) -> None:
+    tiny = config(split="random", split_fractions=(0.95, 0.04, 0.01))
+    with pytest.raises(
+        ValueError, match=r"random split leaves valid, test empty .*split_fractions"
+    ):
+        prepare(raw_celeba, tmp_path / "out", tiny, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_inputs_say_what_to_put_where(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="list_attr_celeba.txt"):
         prepare(tmp_path, tmp_path / "out", config(), progress=False)

@@ -103,12 +103,19 @@ def read_attributes(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"attribute file not found: {path}")
     with path.open("r", encoding="ascii", errors="replace") as f:
-        count_line = f.readline().strip()
+        count_line = f.readline().strip().lstrip("\ufeff\ufffd")  # a BOM, decoded or not
         names = f.readline().split()
+        first_row = f.readline().split()
     if not count_line.isdigit():
         raise CelebAFormatError(f"{path}: line 1 must be the image count, got {count_line!r}")
     if not names:
         raise CelebAFormatError(f"{path}: line 2 must list the attribute names")
+    if first_row and len(first_row) != len(names) + 1:
+        raise CelebAFormatError(
+            f"{path}: line 2 names {len(names)} attributes but line 3 has {len(first_row) - 1} "
+            f"values after its file name: a name is missing from the header, or a value from "
+            "the row"
+        )
     try:
         table = pd.read_csv(
             path,
@@ -134,7 +141,7 @@ def read_attributes(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not np.isin(values, (-1, 1)).all():
         raise CelebAFormatError(f"{path}: attribute values must be 1 or -1")
     if table.index.has_duplicates:
-        raise CelebAFormatError(f"{path}: duplicate file names")
+        raise CelebAFormatError(f"{path}: {_duplicates(table.index)}")
     table.index.name = "filename"
     return table
 
@@ -144,19 +151,33 @@ def read_partition(path: str | os.PathLike[str]) -> pd.Series:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"partition file not found: {path}")
-    table = pd.read_csv(
-        path,
-        sep=r"\s+",
-        header=None,
-        names=["filename", "part"],
-        index_col=0,
-        dtype={"filename": str, "part": "Int64"},
-    )
+    try:
+        table = pd.read_csv(
+            path,
+            sep=r"\s+",
+            header=None,
+            names=["filename", "part"],
+            index_col=0,
+            dtype={"filename": str, "part": "Int64"},
+        )
+    except ValueError as error:  # a non-numeric part, or a row with too many fields
+        raise CelebAFormatError(f"{path}: every row must be `filename 0|1|2` ({error})") from None
     if table["part"].isna().any() or not table["part"].isin((0, 1, 2)).all():
-        raise CelebAFormatError(f"{path}: every row must be `filename 0|1|2`")
+        bad = table.index[table["part"].isna() | ~table["part"].isin((0, 1, 2))]
+        raise CelebAFormatError(
+            f"{path}: every row must be `filename 0|1|2`; not so for {', '.join(bad[:5])}"
+        )
+    if table.index.has_duplicates:
+        raise CelebAFormatError(f"{path}: {_duplicates(table.index)}")
     split = table["part"].map(dict(enumerate(SPLITS))).astype(str)
     split.name = "split"
     return split
+
+
+def _duplicates(index: pd.Index) -> str:
+    names = index[index.duplicated()].unique()
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return f"{len(names)} file name(s) listed more than once: {shown}"
 
 
 def write_attributes(path: str | os.PathLike[str], table: pd.DataFrame) -> None:

@@ -40,6 +40,12 @@ class PreprocessConfig:
     workers: AtLeastOne
 
     def __post_init__(self) -> None:
+        if not self.attributes:
+            raise ValueError(
+                "attributes: no attributes selected; list CelebA names, e.g. [Smiling]"
+            )
+        if len(set(self.attributes)) != len(self.attributes):
+            raise ValueError(f"attributes: listed more than once: {list(self.attributes)}")
         if abs(sum(self.split_fractions) - 1) > 1e-6:
             raise ValueError(
                 f"split_fractions must sum to 1 (train, valid, test), got "

@@ -147,6 +147,7 @@ def select_images(raw_dir: Path, config: PreprocessConfig) -> pd.DataFrame:
         )
     selected = pd.DataFrame(index=table.index)
     selected["split"] = _split(table.index, raw_dir, config)
+    _check_splits(selected["split"].to_numpy(), config, "")
     for name in attributes:
         selected[name] = (table[name] > 0).astype(np.uint8)
     return selected.reset_index()
@@ -167,15 +168,28 @@ def _split(filenames: pd.Index, raw_dir: Path, config: PreprocessConfig) -> np.n
             f"{raw_dir / celeba.PARTITION_FILE}"
         )
     split = partition.loc[filenames].to_numpy()
+    return split
+
+
+def _check_splits(split: np.ndarray, config: PreprocessConfig, when: str) -> None:
+    """Every part of the split must hold an image: training, model selection and the test
+    need one each."""
     counts = {name: int((split == name).sum()) for name in celeba.SPLITS}
     empty = [name for name, count in counts.items() if count == 0]
-    if empty:
-        raise ValueError(
-            f"the official split leaves {', '.join(empty)} empty for these {len(filenames)} "
-            f"images (counts {counts}); a partial copy such as celeba-mini lies entirely in "
-            "the official train split: set data.split to 'random'"
+    if not empty:
+        return
+    if config.split == "official":
+        hint = (
+            "a partial copy such as celeba-mini lies entirely in the official train split: set "
+            "data.split to 'random'"
         )
-    return split
+    else:
+        fractions = list(config.split_fractions)
+        hint = f"raise its data.split_fractions (now {fractions}) or use more images"
+    raise ValueError(
+        f"the {config.split} split leaves {', '.join(empty)} empty for these {len(split)} "
+        f"images{when} (counts {counts}); {hint}"
+    )
 
 
 def prepare(raw_dir: Path, out_dir: Path, config: PreprocessConfig, progress: bool = True) -> dict:
@@ -206,6 +220,9 @@ def prepare(raw_dir: Path, out_dir: Path, config: PreprocessConfig, progress: bo
             keep = ~selected["filename"].isin({name for name, _ in bad}).to_numpy()
             _compact(images_path, keep)
             selected = selected[keep].reset_index(drop=True)
+            _check_splits(
+                selected["split"].to_numpy(), config, " once the unreadable images are left out"
+            )
         selected.to_csv(tmp / TABLE_FILE, index=False)
         meta = {
             "img_size": config.img_size,

@@ -7,7 +7,9 @@ Loading uses `weights_only=True`.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +26,42 @@ NETWORKS: dict[str, tuple[type, type[nn.Module]]] = {
 }
 
 
+#: Below this many free bytes a failed write is blamed on a full disk.
+_NEARLY_FULL = 64 * 2**20
+
+
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or of the wrong kind."""
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, a read-only folder); nothing was replaced."""
+
+
 def save(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """Write `payload` with torch.save to a temporary file, then rename it into place."""
-    with io.atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    """Write `payload` with torch.save to a temporary file, then rename it into place.
+
+    A failed write leaves the previous file as it was and raises `CheckpointWriteError` saying
+    why in words (torch's own message for a full disk is "basic_ios::clear: iostream error").
+    """
+    try:
+        with io.atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except (OSError, RuntimeError) as error:
+        raise CheckpointWriteError(
+            f"cannot write checkpoint {path}: {_why(error, Path(path))}"
+        ) from error
+
+
+def _why(error: BaseException, path: Path) -> str:
+    folder = path.parent if path.parent.exists() else Path(path.anchor or ".")
+    code = getattr(error, "errno", None)
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{folder} is not writable ({error})"
+    free = shutil.disk_usage(folder).free
+    if code == errno.ENOSPC or free < _NEARLY_FULL:
+        return f"the disk is full ({free / 2**20:.0f} MiB free in {folder}): free space, run again"
+    return str(error)
 
 
 def load(
@@ -41,14 +71,22 @@ def load(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read checkpoint {path}: it is empty; {_DELETE_HINT}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or foreign files
-        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {error}; {_DELETE_HINT}") from None
     if not isinstance(payload, dict) or payload.get("kind") != kind:
         found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path} is not a {kind} checkpoint (found {found!r})")
     return payload
+
+
+_DELETE_HINT = (
+    "if it is truncated or not a checkpoint, delete it (a training checkpoint such as last.pt: "
+    "training then starts afresh)"
+)
 
 
 def network_payload(kind: str, net: nn.Module, attributes: list[str], **extra: Any) -> dict:

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
+
+import pydantic
 
 from fader.config import AtLeastOne, NonNegative, NonNegativeInt, Positive, Probability, config
+
+#: A learning rate, in (0, 1]: larger Adam steps ruin any network (paper 2e-3, its code 2e-4).
+LearningRate = Annotated[float, pydantic.Field(gt=0, le=1)]
+#: λ_E: beyond 1 the adversarial term swamps the reconstruction (the paper 1e-4, here 2e-3).
+LambdaE = Annotated[float, pydantic.Field(ge=0, le=1)]
 
 
 @config
@@ -18,9 +25,9 @@ class TrainConfig:
     """
 
     batch_size: AtLeastOne
-    learning_rate: Positive
+    learning_rate: LearningRate
     beta1: Probability
-    lambda_max: NonNegative  # λ_E after the schedule
+    lambda_max: LambdaE  # λ_E after the schedule
     lambda_schedule: NonNegativeInt  # autoencoder steps over which λ_E rises from 0
     clip_grad_norm: Positive
     epoch_size: AtLeastOne  # images per epoch, as in the official code
@@ -42,7 +49,7 @@ class ClassifierTrainConfig:
     """Hyperparameters of classifier training (params.yaml, section `train_classifier`)."""
 
     batch_size: AtLeastOne
-    learning_rate: Positive
+    learning_rate: LearningRate
     max_epochs: AtLeastOne
     patience: AtLeastOne  # epochs without a better validation accuracy before stopping
     flip: bool

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from fader import runtime
+from fader import io, runtime
 from fader.config import to_dict
 from fader.data.prepared import PreparedDataset
 from fader.eval.swaps import swap_accuracy
@@ -106,7 +106,29 @@ def train_fader(
     the same seed ends: the last checkpoint holds the networks, optimizers, step, epoch, the
     sampler's and torch's RNG states, and the best scores so far. Returns the epoch history and
     the best epochs.
+
+    Only one run at a time may use `checkpoint_dir`: a second one (an orphan of a killed
+    `dvc repro`, say) fails with `io.LockedError` instead of writing beside the first.
     """
+    lock = checkpoint_dir.with_name(f".{checkpoint_dir.name}.lock")
+    with io.exclusive_lock(lock, f"the checkpoint folder {checkpoint_dir}"):
+        return _train(
+            train, valid, classifier, model, config, checkpoint_dir, seed, logger, progress
+        )
+
+
+def _train(
+    train: PreparedDataset,
+    valid: PreparedDataset,
+    classifier: AttributeClassifier,
+    model: ModelConfig,
+    config: TrainConfig,
+    checkpoint_dir: Path,
+    seed: int,
+    logger: MetricsLogger | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """`train_fader` under its lock."""
     device = runtime.resolve_device(config.device)
     runtime.seed_everything(seed)
     nets = FaderNetworks.build(model, config, device)
