@@ -1,3 +1,5 @@
+import os
+import signal
 from dataclasses import replace
 from pathlib import Path
 
@@ -156,6 +158,56 @@ def test_resume_ends_where_an_uninterrupted_run_ends(
     for part in ("autoencoder", "discriminator"):
         for key, tensor in a[part].items():
             assert torch.equal(tensor, b[part][key]), (part, key)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_checkpoints_at_the_next_step_and_resumes_exactly(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals
+) -> None:
+    straight = run(prepared, tmp_path / "straight")
+    handler = signal.getsignal(sig)
+
+    def signal_at_step_six(metrics: dict, step: int) -> None:
+        if step == 6:  # mid-epoch 2 (4 steps an epoch)
+            os.kill(os.getpid(), sig)
+
+    with pytest.raises(
+        trainer.TrainingInterrupted, match=rf"stopped by {sig.name} at step 6 .*resume"
+    ):
+        run(prepared, tmp_path / "resumed", logger=signal_at_step_six)
+    saved = checkpoint.load(tmp_path / "resumed" / LAST, "fader_training")
+    assert (saved["step"], saved["epoch"]) == (6, 1)  # mid-epoch, not the last epoch's end
+    assert signal.getsignal(sig) is handler  # the handler is put back
+    steps = count_steps(monkeypatch)
+    resumed = run(prepared, tmp_path / "resumed")
+    assert len(steps) == 2  # steps 7 and 8 only
+    assert resumed["history"] == straight["history"]  # bit for bit, the running sums included
+    a = checkpoint.load(tmp_path / "straight" / LAST, "fader_training")["nets"]["autoencoder"]
+    b = checkpoint.load(tmp_path / "resumed" / LAST, "fader_training")["nets"]["autoencoder"]
+    assert all(torch.equal(tensor, b[key]) for key, tensor in a.items())
+
+
+def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_checkpoint(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(prepared, tmp_path / "ckpt", replace(CONFIG, n_epochs=1))
+    before = (tmp_path / "ckpt" / LAST).read_bytes()
+    step = trainer.autoencoder_step
+    calls = []
+
+    def blow_up(nets, x, y, lam, config):
+        calls.append(1)
+        if len(calls) == 3:  # the third step of epoch 2 (step 7)
+            x = x * float("nan")
+        return step(nets, x, y, lam, config)
+
+    monkeypatch.setattr(trainer, "autoencoder_step", blow_up)
+    with pytest.raises(
+        trainer.NonFiniteLoss,
+        match=r"stopped at step 7: autoencoder loss became nan.*keeps epoch 1",
+    ):
+        run(prepared, tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / LAST).read_bytes() == before
 
 
 def test_more_epochs_continue_and_other_settings_restart(

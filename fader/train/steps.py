@@ -82,6 +82,8 @@ def discriminator_step(
     # loss
     logits = nets.discriminator(z)
     loss = attribute_cross_entropy(logits, y)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"latent discriminator loss became {loss.item()}")
     # optimize
     nets.dis_optimizer.zero_grad(set_to_none=True)
     loss.backward()

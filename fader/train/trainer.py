@@ -9,9 +9,13 @@ checkpoints keep the last state (resumable exactly) and the best model by each c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,46 @@ VALID_BATCH_SIZE = 128  # validation has no gradients: larger batches are faster
 
 #: Receives a flat dict of metrics and the autoencoder step they belong to (e.g. DVCLive).
 MetricsLogger = Callable[[dict[str, float], int], None]
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGTERM or Ctrl-C: the state was saved at a step boundary; the message says how to resume."""
+
+
+class NonFiniteLoss(FloatingPointError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class _StopRequest:
+    """The first SIGTERM or SIGINT received, by name (None: none yet)."""
+
+    signal: str | None = None
+
+
+@contextlib.contextmanager
+def _stop_requests() -> Iterator[_StopRequest]:
+    """A stop request set by the first SIGTERM or SIGINT (a second one acts as usual).
+
+    Signal handlers can only be set in the main thread; elsewhere no request ever comes.
+    """
+    stop = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def request(sig: int, frame: object) -> None:
+        stop.signal = signal.Signals(sig).name
+        signal.signal(sig, previous[sig])
+
+    for sig in previous:
+        signal.signal(sig, request)
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,110 +151,141 @@ def train_fader(
     sampler's and torch's RNG states, and the best scores so far. Returns the epoch history and
     the best epochs.
 
-    Only one run at a time may use `checkpoint_dir`: a second one (an orphan of a killed
-    `dvc repro`, say) fails with `io.LockedError` instead of writing beside the first.
+    SIGTERM or Ctrl-C saves `last.pt` at the next step boundary and raises TrainingInterrupted;
+    a NaN or infinite loss raises NonFiniteLoss and keeps the last good checkpoint. Only one run
+    at a time may use `checkpoint_dir`: a second one (an orphan of a killed `dvc repro`, say)
+    fails with `io.LockedError` instead of writing beside the first.
     """
     lock = checkpoint_dir.with_name(f".{checkpoint_dir.name}.lock")
-    with io.exclusive_lock(lock, f"the checkpoint folder {checkpoint_dir}"):
-        return _train(
-            train, valid, classifier, model, config, checkpoint_dir, seed, logger, progress
+    with (
+        io.exclusive_lock(lock, f"the checkpoint folder {checkpoint_dir}"),
+        _stop_requests() as stop,
+    ):
+        device = runtime.resolve_device(config.device)
+        runtime.seed_everything(seed)
+        nets = FaderNetworks.build(model, config, device)
+        classifier = classifier.to(device)
+        sampler = torch.Generator().manual_seed(seed)
+        state: dict[str, Any] = {"step": 0, "epoch": 0, "history": [], "logs": [], "running": {}}
+        fingerprint = _fingerprint(model, config, seed, train, classifier)
+        last = checkpoint_dir / LAST
+        _resume(last, nets, sampler, state, fingerprint, config.n_epochs, device)
+
+        def emit(metrics: dict[str, float], step: int) -> None:
+            state["logs"].append((step, metrics))
+            if logger is not None:
+                logger(metrics, step)
+
+        # A resumed run replays what it logged before the checkpoint. DVCLive's own resume
+        # (`Live(resume=True)`) keeps its files as they are and appends, so the steps logged after
+        # the last checkpoint, which the resumed run logs again, would appear twice.
+        for step, metrics in list(state["logs"]):
+            if logger is not None:
+                logger(metrics, step)
+        steps_per_epoch = config.steps_per_epoch
+        total = config.n_epochs * steps_per_epoch
+        bar = tqdm(
+            total=total,
+            initial=state["step"],
+            unit="step",
+            disable=not progress,
+            desc="train",
         )
-
-
-def _train(
-    train: PreparedDataset,
-    valid: PreparedDataset,
-    classifier: AttributeClassifier,
-    model: ModelConfig,
-    config: TrainConfig,
-    checkpoint_dir: Path,
-    seed: int,
-    logger: MetricsLogger | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """`train_fader` under its lock."""
-    device = runtime.resolve_device(config.device)
-    runtime.seed_everything(seed)
-    nets = FaderNetworks.build(model, config, device)
-    classifier = classifier.to(device)
-    sampler = torch.Generator().manual_seed(seed)
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "history": [], "logs": []}
-    fingerprint = _fingerprint(model, config, seed, train, classifier)
-    last = checkpoint_dir / LAST
-    if last.is_file():
-        saved = checkpoint.load(last, "fader_training", map_location=device)
-        if saved["fingerprint"] != fingerprint:
-            log.info("%s was made with other settings: starting afresh", last)
-        elif saved["epoch"] > config.n_epochs:  # n_epochs is not in the fingerprint (extending)
+        while state["epoch"] < config.n_epochs:
+            done = state["step"] - state["epoch"] * steps_per_epoch  # > 0: resumed mid-epoch
+            running: dict[str, float] = state["running"] if done else {}
+            for _ in range(done, steps_per_epoch):
+                if stop.signal is not None:  # at a step boundary: save, then say how to go on
+                    state["running"] = running
+                    _save_last(nets, sampler, state, fingerprint, checkpoint_dir)
+                    bar.close()
+                    raise TrainingInterrupted(
+                        f"training stopped by {stop.signal} at step "
+                        f"{state['step']} (epoch {state['epoch'] + 1}); saved {last}: run the same "
+                        "command (or dvc repro) to resume from there"
+                    )
+                lam = lambda_e(state["step"], config.lambda_max, config.lambda_schedule)
+                try:
+                    metrics = _iteration(nets, train, config, sampler, device, lam)
+                except FloatingPointError as error:
+                    bar.close()
+                    kept = f"{last} keeps epoch {state['epoch']}" if last.is_file() else "nothing"
+                    raise NonFiniteLoss(
+                        f"training stopped at step {state['step'] + 1}: {error}; {kept}"
+                    ) from None
+                state["step"] += 1
+                for key, value in metrics.items():
+                    running[key] = running.get(key, 0.0) + value
+                if state["step"] % config.log_every == 0:
+                    emit(
+                        {f"train/{k}": v for k, v in metrics.items()} | {"lambda_e": lam},
+                        state["step"],
+                    )
+                bar.update(1)
+            state["epoch"] += 1
+            state["running"] = {}
+            scores = validate(nets, classifier, valid, config.valid_size, VALID_BATCH_SIZE, device)
+            record = {
+                "epoch": state["epoch"],
+                "step": state["step"],
+                **{f"train_epoch/{k}": v / steps_per_epoch for k, v in running.items()},
+                **{f"valid/{k}": v for k, v in scores.items()},
+            }
+            state["history"].append(record)
+            emit({k: v for k, v in record.items() if k != "step"}, state["step"])
+            _save_epoch(nets, sampler, state, fingerprint, checkpoint_dir, scores)
             log.info(
-                "%s is at epoch %d, past n_epochs %d: starting afresh",
-                last,
-                saved["epoch"],
+                "epoch %d/%d: recon %.4f, swap accuracy %.3f, dis accuracy %s",
+                state["epoch"],
                 config.n_epochs,
+                scores["recon_mse"],
+                scores["swap_accuracy/mean"],
+                {n: round(scores[f"dis_accuracy/{n}"], 3) for n in valid.attributes},
             )
-        else:
-            _restore(nets, sampler, state, saved)
-            log.info("resuming from %s at epoch %d (step %d)", last, state["epoch"], state["step"])
+        bar.close()
+        return {"history": state["history"], **_best(state["history"])}
 
-    def emit(metrics: dict[str, float], step: int) -> None:
-        state["logs"].append((step, metrics))
-        if logger is not None:
-            logger(metrics, step)
 
-    # A resumed run replays what it logged before the checkpoint. DVCLive's own resume
-    # (`Live(resume=True)`) keeps its files as they are and appends, so the steps logged after
-    # the last checkpoint, which the resumed run logs again, would appear twice.
-    for step, metrics in list(state["logs"]):
-        if logger is not None:
-            logger(metrics, step)
-    steps_per_epoch = config.steps_per_epoch
-    total = config.n_epochs * steps_per_epoch
-    bar = tqdm(
-        total=total,
-        initial=state["epoch"] * steps_per_epoch,
-        unit="step",
-        disable=not progress,
-        desc="train",
-    )
-    while state["epoch"] < config.n_epochs:
-        running: dict[str, float] = {}
-        for _ in range(steps_per_epoch):
-            lam = lambda_e(state["step"], config.lambda_max, config.lambda_schedule)
-            x, y = _sample(train, config.batch_size, sampler, device)
-            metrics = discriminator_step(nets, x, y, config.clip_grad_norm)
-            if nets.patch is not None:
-                metrics |= patch_step(nets, x, y, config.clip_grad_norm)
-            x, y = _sample(train, config.batch_size, sampler, device)
-            metrics |= autoencoder_step(nets, x, y, lam, config)
-            state["step"] += 1
-            for key, value in metrics.items():
-                running[key] = running.get(key, 0.0) + value
-            if state["step"] % config.log_every == 0:
-                emit(
-                    {f"train/{k}": v for k, v in metrics.items()} | {"lambda_e": lam}, state["step"]
-                )
-            bar.update(1)
-        state["epoch"] += 1
-        scores = validate(nets, classifier, valid, config.valid_size, VALID_BATCH_SIZE, device)
-        record = {
-            "epoch": state["epoch"],
-            "step": state["step"],
-            **{f"train_epoch/{k}": v / steps_per_epoch for k, v in running.items()},
-            **{f"valid/{k}": v for k, v in scores.items()},
-        }
-        state["history"].append(record)
-        emit({k: v for k, v in record.items() if k != "step"}, state["step"])
-        _save_epoch(nets, sampler, state, fingerprint, checkpoint_dir, scores)
+def _iteration(
+    nets: FaderNetworks,
+    train: PreparedDataset,
+    config: TrainConfig,
+    sampler: torch.Generator,
+    device: torch.device,
+    lam: float,
+) -> dict[str, float]:
+    """One iteration: a discriminator step (and the PatchGAN's), then an autoencoder step, each
+    on its own batch. Raises FloatingPointError when a loss is not finite."""
+    x, y = _sample(train, config.batch_size, sampler, device)
+    metrics = discriminator_step(nets, x, y, config.clip_grad_norm)
+    if nets.patch is not None:
+        metrics |= patch_step(nets, x, y, config.clip_grad_norm)
+    x, y = _sample(train, config.batch_size, sampler, device)
+    return metrics | autoencoder_step(nets, x, y, lam, config)
+
+
+def _resume(
+    last: Path,
+    nets: FaderNetworks,
+    sampler: torch.Generator,
+    state: dict[str, Any],
+    fingerprint: dict[str, Any],
+    n_epochs: int,
+    device: torch.device,
+) -> None:
+    """Restore `last` into `nets`, `sampler` and `state` when it was made with these settings."""
+    if not last.is_file():
+        return
+    saved = checkpoint.load(last, "fader_training", map_location=device)
+    if saved["fingerprint"] != fingerprint:
+        log.info("%s was made with other settings: starting afresh", last)
+    elif saved["epoch"] > n_epochs:  # n_epochs is not in the fingerprint (extending)
         log.info(
-            "epoch %d/%d: recon %.4f, swap accuracy %.3f, dis accuracy %s",
-            state["epoch"],
-            config.n_epochs,
-            scores["recon_mse"],
-            scores["swap_accuracy/mean"],
-            {n: round(scores[f"dis_accuracy/{n}"], 3) for n in valid.attributes},
+            "%s is at epoch %d, past n_epochs %d: starting afresh", last, saved["epoch"], n_epochs
         )
-    bar.close()
-    return {"history": state["history"], **_best(state["history"])}
+    else:
+        _restore(nets, sampler, state, saved)
+        log.info("resuming from %s at epoch %d (step %d)", last, state["epoch"], state["step"])
 
 
 def _sample(
@@ -254,6 +329,7 @@ def _restore(
     sampler.set_state(saved["sampler"])
     runtime.set_rng_state(saved["rng"])
     state.update({key: saved[key] for key in ("step", "epoch", "history", "logs")})
+    state["running"] = saved.get("running", {})  # the sums of an epoch stopped midway
 
 
 def _save_epoch(
@@ -271,6 +347,17 @@ def _save_epoch(
         checkpoint.save(checkpoint_dir / BEST_RECON, payload)
     if _best(history)["best_swap_epoch"] == state["epoch"]:
         checkpoint.save(checkpoint_dir / BEST_SWAP, payload)
+    _save_last(nets, sampler, state, fingerprint, checkpoint_dir)
+
+
+def _save_last(
+    nets: FaderNetworks,
+    sampler: torch.Generator,
+    state: dict[str, Any],
+    fingerprint: dict[str, Any],
+    checkpoint_dir: Path,
+) -> None:
+    """last.pt: everything a resumed run needs to go on exactly as this one would."""
     checkpoint.save(
         checkpoint_dir / LAST,
         {
@@ -278,8 +365,9 @@ def _save_epoch(
             "fingerprint": fingerprint,
             "step": state["step"],
             "epoch": state["epoch"],
-            "history": history,
+            "history": state["history"],
             "logs": state["logs"],
+            "running": state["running"],
             "sampler": sampler.get_state(),
             "rng": runtime.rng_state(),
             "nets": {name: part.state_dict() for name, part in nets.modules().items()},
