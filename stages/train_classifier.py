@@ -11,6 +11,9 @@ def main(
     data: Path = typer.Option(..., help="Prepared dataset folder."),
     out: Path = typer.Option(..., help="Classifier checkpoint to write."),
     metrics: Path = typer.Option(..., help="Metrics JSON to write."),
+    checkpoints: Path | None = typer.Option(
+        None, help="Folder for the resumable state (last.pt): an interrupted run goes on."
+    ),
     params: Path = _common.ParamsOption,
 ) -> None:
     """Train on the train split, stop early on valid, report test accuracy per attribute."""
@@ -27,8 +30,9 @@ def main(
     train = PreparedDataset(data, "train", flip=config.flip)
     shape = {"img_size": train.img_size, "n_attr": len(train.attributes)}
     model = all_params.build(ClassifierConfig, "train_classifier", shape, [ClassifierTrainConfig])
+    valid = PreparedDataset(data, "valid")
     classifier, history = train_classifier(
-        train, PreparedDataset(data, "valid"), model, config, all_params.seed
+        train, valid, model, config, all_params.seed, checkpoint_dir=checkpoints
     )
     test = accuracy(classifier, PreparedDataset(data, "test"))
     checkpoint.save(out, checkpoint.network_payload("classifier", classifier, train.attributes))

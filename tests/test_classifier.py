@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+import fader.train.classifier as classifier_module
 from fader.config import to_dict
 from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
@@ -89,6 +90,40 @@ def test_training_stops_early_and_keeps_the_best(
     # a tie is not better: patience 1 stops after the first epoch that does not improve
     _, history = fit([0.5, 0.5, 0.9], max_epochs=3, patience=1)
     assert len(history) == 2
+
+
+def test_an_interrupted_run_resumes_to_the_same_classifier(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = make(ClassifierConfig, img_size=32, n_attr=2, init_fm=4, max_fm=8)
+    config = make(ClassifierTrainConfig, batch_size=4, max_epochs=4, patience=4, device="cpu")
+    train, valid = PreparedDataset(prepared, "train", flip=True), PreparedDataset(prepared, "valid")
+    straight, straight_history = train_classifier(train, valid, model, config, 0, False)
+    real_accuracy = classifier_module.accuracy
+    calls = []
+
+    def killed_in_epoch_three(net, data, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # the validation of epoch 3: epochs 1 and 2 are saved
+            raise KeyboardInterrupt
+        return real_accuracy(net, data, *args, **kwargs)
+
+    monkeypatch.setattr(classifier_module, "accuracy", killed_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(train, valid, model, config, 0, False, tmp_path / "ck")
+    assert checkpoint.load(tmp_path / "ck" / "last.pt", "classifier_training")["epoch"] == 2
+    epochs = []
+    monkeypatch.setattr(
+        classifier_module, "accuracy", lambda *a, **k: epochs.append(1) or real_accuracy(*a, **k)
+    )
+    resumed, history = train_classifier(train, valid, model, config, 0, False, tmp_path / "ck")
+    assert len(epochs) == 2  # epochs 3 and 4 only
+    assert history == straight_history
+    assert same_weights(resumed, straight)
+    # a finished run is read back, not retrained
+    epochs.clear()
+    again, _ = train_classifier(train, valid, model, config, 0, False, tmp_path / "ck")
+    assert not epochs and same_weights(again, straight)
 
 
 def test_trained_classifier_round_trips_through_the_checkpoint(

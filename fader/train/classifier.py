@@ -8,6 +8,7 @@ its per-attribute accuracy on the test split says how far its verdicts can be tr
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from fader import runtime
+from fader import io, runtime
+from fader.config import to_dict
 from fader.data.prepared import PreparedDataset
+from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, ClassifierConfig
 from fader.train.config import ClassifierTrainConfig
 
@@ -41,6 +44,9 @@ def accuracy(
     return {**per_attribute, "mean": float(np.mean(list(per_attribute.values())))}
 
 
+LAST = "last.pt"  # the resumable state, in the checkpoint folder
+
+
 def train_classifier(
     train: PreparedDataset,
     valid: PreparedDataset,
@@ -48,19 +54,60 @@ def train_classifier(
     config: ClassifierTrainConfig,
     seed: int,
     progress: bool = True,
+    checkpoint_dir: Path | None = None,
 ) -> tuple[AttributeClassifier, list[dict[str, Any]]]:
     """Train on `train`, keep the weights of the epoch with the best mean validation accuracy.
 
-    Returns the classifier (best weights, eval mode, on the CPU) and the per-epoch history.
+    With `checkpoint_dir`, the state after each epoch goes to `checkpoint_dir/last.pt`, and a run
+    that finds one made with the same settings goes on from there, ending exactly where an
+    uninterrupted run ends (a finished run's is simply read back). Returns the classifier (best
+    weights, eval mode, on the CPU) and the per-epoch history.
     """
+    if checkpoint_dir is None:
+        return _train(train, valid, model, config, seed, progress, None)
+    lock = checkpoint_dir.with_name(f".{checkpoint_dir.name}.lock")
+    with io.exclusive_lock(lock, f"the checkpoint folder {checkpoint_dir}"):
+        return _train(train, valid, model, config, seed, progress, checkpoint_dir / LAST)
+
+
+def _train(
+    train: PreparedDataset,
+    valid: PreparedDataset,
+    model: ClassifierConfig,
+    config: ClassifierTrainConfig,
+    seed: int,
+    progress: bool,
+    last: Path | None,
+) -> tuple[AttributeClassifier, list[dict[str, Any]]]:
     device = runtime.resolve_device(config.device)
     runtime.seed_everything(seed)
     classifier = AttributeClassifier(model).to(device)
     optimizer = torch.optim.Adam(classifier.parameters(), lr=config.learning_rate, fused=True)
     generator = torch.Generator().manual_seed(seed)
-    best_accuracy, best_state, stale = -1.0, None, 0
-    history: list[dict[str, Any]] = []
-    for epoch in range(1, config.max_epochs + 1):
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "history": [],
+        "best_accuracy": -1.0,
+        "best_state": None,
+        "stale": 0,
+        "stopped": False,
+    }
+    settings = {k: v for k, v in to_dict(config).items() if k not in ("max_epochs", "device")}
+    fingerprint = {"model": to_dict(model), "train": settings, "seed": seed, "data": train.digest}
+    if last is not None and last.is_file():
+        saved = checkpoint.load(last, "classifier_training", map_location=device)
+        if saved["fingerprint"] == fingerprint and saved["epoch"] <= config.max_epochs:
+            classifier.load_state_dict(saved["net"])
+            optimizer.load_state_dict(saved["optimizer"])
+            generator.set_state(saved["generator"])
+            runtime.set_rng_state(saved["rng"])
+            state.update({key: saved[key] for key in state})
+            log.info("resuming the classifier from %s after epoch %d", last, state["epoch"])
+        else:
+            log.info("%s was made with other settings: starting afresh", last)
+    for epoch in range(state["epoch"] + 1, config.max_epochs + 1):
+        if state["stopped"]:
+            break
         classifier.train()
         order = torch.randperm(len(train), generator=generator).numpy()
         total_loss = 0.0
@@ -73,7 +120,7 @@ def train_classifier(
             optimizer.step()
             total_loss += loss.item() * len(x)
         scores = accuracy(classifier, valid, device=device)
-        history.append(
+        state["history"].append(
             {"epoch": epoch, "train_loss": total_loss / len(train), "valid_accuracy": scores}
         )
         log.info(
@@ -82,15 +129,31 @@ def train_classifier(
             total_loss / len(train),
             scores["mean"],
         )
-        if scores["mean"] > best_accuracy:
-            best_accuracy, stale = scores["mean"], 0
-            best_state = {k: v.detach().cpu().clone() for k, v in classifier.state_dict().items()}
+        if scores["mean"] > state["best_accuracy"]:
+            state["best_accuracy"], state["stale"] = scores["mean"], 0
+            state["best_state"] = {
+                k: v.detach().cpu().clone() for k, v in classifier.state_dict().items()
+            }
         else:
-            stale += 1
-            if stale >= config.patience:
-                log.info("early stop: no better validation accuracy for %d epochs", stale)
-                break
-    assert best_state is not None
+            state["stale"] += 1
+            if state["stale"] >= config.patience:
+                log.info("early stop: no better validation accuracy for %d epochs", state["stale"])
+                state["stopped"] = True
+        state["epoch"] = epoch
+        if last is not None:
+            checkpoint.save(
+                last,
+                {
+                    "kind": "classifier_training",
+                    "fingerprint": fingerprint,
+                    **state,
+                    "net": classifier.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(),
+                    "rng": runtime.rng_state(),
+                },
+            )
+    assert state["best_state"] is not None
     classifier = classifier.cpu()
-    classifier.load_state_dict(best_state)
-    return classifier.eval(), history
+    classifier.load_state_dict(state["best_state"])
+    return classifier.eval(), state["history"]
