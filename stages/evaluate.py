@@ -31,6 +31,11 @@ def main(
     test = PreparedDataset(data, "test", attributes=attributes)
     if judged != attributes:
         raise ValueError(f"{classifier} judges {judged}, but {model} edits {attributes}")
+    for name, size in ((model, autoencoder.cfg.img_size), (classifier, judge.cfg.img_size)):
+        if size != test.img_size:
+            raise ValueError(
+                f"{name} works at {size} px but {data} is prepared at {test.img_size} px"
+            )
     net = None
     if config.fid_images:
         from fader.eval.inception import build_inception

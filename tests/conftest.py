@@ -154,3 +154,11 @@ def shared_celeba() -> Path:
     if not SHARED_CELEBA.is_dir():
         pytest.skip(f"{SHARED_CELEBA} is absent")
     return SHARED_CELEBA
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The number of generated cases per family of tests/test_fuzz.py, when it ran."""
+    fuzz = sys.modules.get("tests.test_fuzz")
+    if fuzz is not None and fuzz.CASES:
+        counts = ", ".join(f"{family} {n}" for family, n in sorted(fuzz.CASES.items()))
+        terminalreporter.write_line(f"fuzz: generated cases per family: {counts}")

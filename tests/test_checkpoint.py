@@ -6,6 +6,8 @@ import errno
 import pickle
 import re
 import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -278,3 +280,54 @@ def test_stored_config_with_a_bad_key_is_refused(tmp_path: Path, kind: str, chan
     checkpoint.save(path, payload)
     with pytest.raises(ConfigError, match=f"{path_in(path)}: config: {message}"):
         checkpoint.load_network(path, kind)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB filesystem (tmpfs; needs root, as CI has): writes past it fail with ENOSPC."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_says_so_keeps_the_old_file_and_a_rerun_succeeds(small_disk: Path) -> None:
+    target = small_disk / "ckpt" / "last.pt"
+    checkpoint.save(target, {"kind": "fader_training", "w": torch.zeros(1000)})
+    before = target.read_bytes()
+    big = {"kind": "fader_training", "w": torch.zeros(400_000)}  # 1.6 MB
+    with pytest.raises(checkpoint.CheckpointWriteError, match=r"the disk is full \(\d+ MiB free"):
+        checkpoint.save(target, big)
+    assert target.read_bytes() == before  # nothing replaced
+    assert sorted(p.name for p in target.parent.iterdir()) == ["last.pt"]  # nothing half-written
+    subprocess.run(["mount", "-o", "remount,size=4m", str(small_disk)], check=True)  # space freed
+    checkpoint.save(target, big)
+    assert checkpoint.load(target, "fader_training")["w"].shape == (400_000,)
+
+
+def test_a_read_only_folder_says_so(small_disk: Path) -> None:
+    target = small_disk / "last.pt"
+    checkpoint.save(target, {"kind": "fader_training"})
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    with pytest.raises(checkpoint.CheckpointWriteError, match="is not writable"):
+        checkpoint.save(target, {"kind": "fader_training", "step": 2})
+    assert checkpoint.load(target, "fader_training") == {"kind": "fader_training"}
+
+
+def test_weights_that_do_not_fit_their_config_are_refused(tmp_path: Path) -> None:
+    small = make(ModelConfig, img_size=32, n_layers=4, n_attr=1, init_fm=4, max_fm=16)
+    wider = make(ModelConfig, img_size=32, n_layers=4, n_attr=1, init_fm=8, max_fm=16)
+    payload = checkpoint.network_payload("fader", AutoEncoder(small), ["Smiling"])
+    payload["state"] = AutoEncoder(wider).state_dict()  # another architecture's tensors
+    checkpoint.save(tmp_path / "odd.pt", payload)
+    with pytest.raises(CheckpointError, match=r"odd.pt: its weights do not fit the network"):
+        checkpoint.load_network(tmp_path / "odd.pt", "fader")

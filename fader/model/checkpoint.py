@@ -108,5 +108,11 @@ def load_network(
     saved = load(path, kind, map_location)
     cfg = config.build(config_class, saved["config"], f"{path}: config")
     net = network_class(cfg)
-    net.load_state_dict(saved["state"])
+    try:
+        net.load_state_dict(saved["state"])
+    except RuntimeError as error:  # missing, unexpected or mis-shaped tensors
+        first = str(error).splitlines()[1:2] or [str(error)]
+        raise CheckpointError(
+            f"{path}: its weights do not fit the network its config describes ({first[0].strip()})"
+        ) from None
     return net.eval(), list(saved["attributes"])
