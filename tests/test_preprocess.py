@@ -190,3 +190,13 @@ def test_celeba_mini_random_split(shared_celeba: Path, tmp_path: Path) -> None:
         prepare(raw, tmp_path / "out", config(), progress=False)
     meta = prepare(raw, tmp_path / "out", config(split="random", workers=2), progress=False)
     assert meta["counts"] == {"train": 4000, "valid": 500, "test": 500}
+
+
+def test_an_oversized_image_is_a_bad_image_named_before_decoding(
+    raw_celeba: Path, tmp_path: Path
+) -> None:
+    Image.new("RGB", (9000, 8000)).save(raw_celeba / celeba.IMAGE_DIR / "000004.jpg", "PNG")
+    with pytest.raises(BadImagesError, match=r"000004.jpg: ValueError: 9000x8000 = 72 megapixels"):
+        prepare(raw_celeba, tmp_path / "out", config(), progress=False)
+    meta = prepare(raw_celeba, tmp_path / "out", config(skip_bad=True), progress=False)
+    assert meta["skipped"] == ["000004.jpg"]

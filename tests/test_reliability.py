@@ -136,3 +136,32 @@ def test_killed_anywhere_the_stage_ends_as_an_uninterrupted_run(
     assert leftovers(root) == []
     # and the report of it: how many kills landed, for the README's table
     print(f"\n{stage}: {killed} kills, resumed identically, 0 partial files")
+
+
+def test_killed_while_linking_a_local_celeba_copy_the_download_ends_the_same(
+    tmp_path: Path, shared_celeba: Path
+) -> None:
+    """The download of a local CelebA copy (`data.celeba_dir`: ../shared/celeba-mini, whose
+    annotation files are the official ones, md5-checked): it links every image."""
+    overrides = {"data": {"source": "celeba", "celeba_dir": str(shared_celeba)}}
+    reference, root = tmp_path / "reference", tmp_path / "run"
+    reference.mkdir()
+    root.mkdir()
+    params = write_params(tmp_path / "params.yaml", overrides)
+    duration = finish("download", reference, params)
+    rng = np.random.default_rng(99)
+    killed = 0
+    for moment in rng.uniform(0.05, 0.95, KILLS) * duration:
+        process = run("download", root, params)
+        time.sleep(moment)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed += 1
+        process.communicate(timeout=600)
+    finish("download", root, params)
+    assert killed >= KILLS // 2
+    assert fingerprint(root, "download") == fingerprint(reference, "download")
+    assert leftovers(root) == [] and not list(root.glob("data/.raw*"))  # the download cache too
+    print(
+        f"\ndownload of a local CelebA copy: {killed} kills, resumed identically, 0 partial files"
+    )

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from fader.data import celeba
+from fader.data import celeba, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,8 @@ TEMPLATE = np.array(
     np.float64,
 )
 
-#: A decoded photo may have at most this many pixels (a 169-megapixel image needs ~0.5 GB as
-#: RGB); Pillow's own decompression-bomb limit is about 179 M.
-MAX_PIXELS = 64_000_000
+#: A decoded photo may have at most this many pixels (the training data's own cap).
+MAX_PIXELS = preprocess.MAX_PIXELS
 
 #: Faces are detected on the photo shrunk to at most this side (MTCNN's cost grows with the
 #: area; its smallest face is 20 px), then the landmarks are scaled back.

@@ -74,6 +74,10 @@ class ImageSource:
         return self._members
 
 
+#: An image may have at most this many pixels; it is checked before decoding (a 169-megapixel
+#: image needs ~0.5 GB as RGB, per worker). Pillow's own decompression-bomb limit is ~179 M.
+MAX_PIXELS = 64_000_000
+
 #: EXIF orientation → the transpose that makes the image upright (Pillow's exif_transpose).
 _UPRIGHT = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -97,6 +101,11 @@ def decode_square(data: bytes, img_size: int) -> np.ndarray:
     with Image.open(_io.BytesIO(data)) as image:
         orientation = image.getexif().get(0x0112, 1)  # 0x0112: the Orientation tag
         width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ValueError(
+                f"{width}x{height} = {width * height / 1e6:.0f} megapixels, more than the "
+                f"{MAX_PIXELS / 1e6:.0f} accepted"
+            )
         image.draft("RGB", (img_size, img_size))
         image = image.convert("RGB")
         if orientation in _UPRIGHT:
