@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from stages import _common
+from stages import _common, _photo
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,7 @@ def main(
     from fader.report import grids
 
     _common.setup()
-    if out.suffix.lower() != ".png":
-        raise typer.BadParameter(f"{out} must end in .png (lossless)", param_hint="--out")
-    if out.resolve() == image.resolve():
-        raise typer.BadParameter(f"{out} is the photo itself: write elsewhere", param_hint="--out")
+    _photo.check_output(out, image)
     photo = align.load_photo(image.read_bytes(), str(image))
     alignment = align.align(photo, face, str(image))
     grids.save_png(out, alignment.aligned)

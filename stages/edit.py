@@ -11,9 +11,8 @@ from pathlib import Path
 
 import typer
 
-from stages import _common
+from stages import _common, _photo
 
-DEFAULT_CLASSIFIER = Path("models/classifier.pt")
 log = logging.getLogger(__name__)
 
 
@@ -27,7 +26,7 @@ def main(
     classifier: Path | None = typer.Option(
         None,
         help="Classifier that infers the unset attributes (default: "
-        f"{DEFAULT_CLASSIFIER} when that file exists).",
+        f"{_photo.DEFAULT_CLASSIFIER} when that file exists).",
     ),
     no_classifier: bool = typer.Option(
         False, "--no-classifier", help="Decode the unset attributes as 0 instead."
@@ -53,12 +52,8 @@ def main(
     from fader.report import grids
 
     _common.setup()
-    if out.suffix.lower() != ".png":
-        raise typer.BadParameter(f"{out} must end in .png (lossless)", param_hint="--out")
-    if classifier is not None and no_classifier:
-        raise typer.BadParameter("give --classifier or --no-classifier, not both")
-    if out.resolve() == image.resolve() and not force:
-        raise typer.BadParameter(f"{out} is the photo itself: write elsewhere (or --force)")
+    _photo.check_output(out, image, force)
+    classifier = _photo.classifier_path(classifier, no_classifier)
     try:
         settings = edit.parse_settings(set_)
     except ValueError as error:
@@ -67,8 +62,6 @@ def main(
         values = edit.parse_alphas(alphas)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--alphas") from None
-    if classifier is None and not no_classifier and DEFAULT_CLASSIFIER.is_file():
-        classifier = DEFAULT_CLASSIFIER
     judge = None if classifier is None else checkpoint.load_network(classifier, "classifier")
     autoencoder, attributes = checkpoint.load_network(model, "fader")
     photo = edit.prepare_photo(

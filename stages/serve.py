@@ -9,9 +9,8 @@ from pathlib import Path
 
 import typer
 
-from stages import _common
+from stages import _common, _photo
 
-DEFAULT_CLASSIFIER = Path("models/classifier.pt")
 DEFAULT_EXAMPLES = Path("data/prepared")
 log = logging.getLogger(__name__)
 
@@ -21,7 +20,7 @@ def main(
     classifier: Path | None = typer.Option(
         None,
         help="Classifier that gives each photo's starting values (default: "
-        f"{DEFAULT_CLASSIFIER} when that file exists).",
+        f"{_photo.DEFAULT_CLASSIFIER} when that file exists).",
     ),
     no_classifier: bool = typer.Option(False, "--no-classifier", help="Start every slider at 0."),
     examples: Path | None = typer.Option(
@@ -47,10 +46,7 @@ def main(
     from fader.model import checkpoint
 
     _common.setup()
-    if classifier is not None and no_classifier:
-        raise typer.BadParameter("give --classifier or --no-classifier, not both")
-    if classifier is None and not no_classifier and DEFAULT_CLASSIFIER.is_file():
-        classifier = DEFAULT_CLASSIFIER
+    classifier = _photo.classifier_path(classifier, no_classifier)
     judge = None if classifier is None else checkpoint.load_network(classifier, "classifier")
     autoencoder, attributes = checkpoint.load_network(model, "fader")
     if examples is None and DEFAULT_EXAMPLES.is_dir():
