@@ -32,5 +32,5 @@ lint: env
 	$(VENV)/bin/ruff format --check .
 
 benchmark: env
-	$(PY) benchmarks/run.py
+	$(PY) -m benchmarks.run
 	$(PY) benchmarks/serve_latency.py

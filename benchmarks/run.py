@@ -1,6 +1,6 @@
 """Throughput and memory of `fader preprocess` and of the Fader training step, against baselines.
 
-Run by `make benchmark` (`python benchmarks/run.py`); `python benchmarks/run.py --quick` is a
+Run by `make benchmark` (`python -m benchmarks.run`); `python -m benchmarks.run --quick` is a
 smoke check of well under a minute. Each of our code paths is timed next to a plain baseline
 measured in the same run, and reported as a ratio to it:
 
@@ -11,13 +11,8 @@ measured in the same run, and reported as a ratio to it:
    is synthetic CelebA-format images (`fader.data.sources.synthetic`), plus a local CelebA copy
    such as ../shared/celeba-mini with `--celeba-dir`. Every image is read once beforehand, so both
    paths find the files in the page cache.
-2. Training, images/s per image size on the CPU with random data in [-1, 1]: one iteration of
-   `fader.train` (a discriminator step then an autoencoder step, as `train_fader` runs them)
-   against a plain PyTorch loop over the same `fader.model.networks` modules (Adam, MSE + λ · cross-
-   entropy toward the flipped attributes; no clipping, metrics or checks). The model is
-   params.yaml's `model` section with `n_layers = log2(size) - 1`, so the latent is 2x2 at
-   every size, as the paper's 7 layers at 256 px. An iteration consumes two batches (one per
-   step) but counts `batch_size` images, as `train_fader`'s `epoch_size` does.
+2. Training: the Fader iteration at the official code's four shapes, beside the official code
+   itself and against the machine's own convolution throughput (`benchmarks/train_step.py`).
 
 Every measurement runs in a freshly spawned process, so imports, allocator state and memory
 peaks cannot leak from one measurement into the next. The process reports its own peak RSS
@@ -34,18 +29,13 @@ a real run).
 
 from __future__ import annotations
 
-import math
-import multiprocessing
 import os
 import platform
-import resource
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -57,14 +47,12 @@ import typer
 import yaml
 from PIL import Image
 
+from benchmarks import train_step
+from benchmarks.fresh import Measurement, in_fresh_process, peak_rss
 from fader import io
 
 if TYPE_CHECKING:
-    import torch
-
     from fader.data.config import PreprocessConfig
-    from fader.model.networks import ModelConfig
-    from fader.train.config import TrainConfig
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -73,11 +61,6 @@ REPO_ROOT = BENCH_DIR.parent
 TARGET_SIZE = 128
 TARGET_IMAGES_PER_S = 1500
 TARGET_RSS_MIB = 1024
-
-#: One measurement's raw numbers, as a spawned process returns them.
-Measurement = dict[str, Any]
-#: (x, y) for the discriminator step, then (x, y) for the autoencoder step.
-Batches = tuple[tuple["torch.Tensor", "torch.Tensor"], tuple["torch.Tensor", "torch.Tensor"]]
 
 
 @dataclass(frozen=True)
@@ -98,7 +81,7 @@ FULL = Plan(
     sizes=(64, 128, 256),
     images=4000,
     workers=2,
-    steps=20,
+    steps=10,
     warmup=3,
     batch_size=32,
     repeats=1,
@@ -112,39 +95,6 @@ QUICK = replace(FULL, sizes=(32, 64), images=200, steps=2, warmup=1, batch_size=
 # ---------------------------------------------------------------------------------------------
 # Running one measurement in a fresh process
 # ---------------------------------------------------------------------------------------------
-
-
-def in_fresh_process(function: Callable[..., Measurement], *args: Any) -> Measurement:
-    """Run `function(*args)` in a newly spawned Python process and return its result."""
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as executor:
-        return executor.submit(function, *args).result()
-
-
-def peak_rss() -> dict[str, float]:
-    """Peak resident memory so far in MiB: this process, and its largest reaped child process.
-
-    Linux carries `ru_maxrss` across exec, so a spawned process starts with its parent's peak
-    as its own. This process's peak is therefore read from VmHWM in /proc/self/status, which
-    starts afresh at exec; forked workers start afresh, so RUSAGE_CHILDREN serves for them.
-    """
-    kib = 1 / 1024 if sys.platform == "darwin" else 1  # ru_maxrss: bytes on macOS, KiB on Linux
-    own_kib = _vm_hwm_kib()
-    if own_kib is None:  # no procfs: ru_maxrss, which may include the parent's peak
-        own_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib
-    child_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * kib
-    return {"main_rss_mib": own_kib / 1024, "worker_rss_mib": child_kib / 1024}
-
-
-def _vm_hwm_kib() -> int | None:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])  # "VmHWM:   123456 kB"
-    except OSError:
-        pass
-    return None
 
 
 def fastest(runs: list[Measurement], workers: int = 0) -> Measurement:
@@ -290,155 +240,6 @@ def run_preprocess(
 
 
 # ---------------------------------------------------------------------------------------------
-# Training
-# ---------------------------------------------------------------------------------------------
-
-
-def model_config(params: dict[str, Any], img_size: int) -> ModelConfig:
-    """params.yaml's model shape at `img_size`, with as many layers as keep the latent 2x2."""
-    from fader.model.networks import ModelConfig
-
-    n_layers = int(math.log2(img_size)) - 1
-    return ModelConfig(
-        **{
-            **params["model"],
-            "img_size": img_size,
-            "n_layers": n_layers,
-            "n_attr": len(params["data"]["attributes"]),
-        }
-    )
-
-
-def train_config(params: dict[str, Any], batch_size: int) -> TrainConfig:
-    """params.yaml's `train_fader` settings, on the CPU, with the benchmark's batch size."""
-    from fader.train.config import TrainConfig
-
-    return TrainConfig(**{**params["train_fader"], "batch_size": batch_size, "device": "cpu"})
-
-
-def our_iteration(model: ModelConfig, config: TrainConfig) -> Callable[[int, Batches], None]:
-    """One iteration of `train_fader`'s loop, without its data sampling, logging and validation."""
-    import torch
-
-    from fader.train import losses, steps
-
-    nets = steps.FaderNetworks.build(model, config, torch.device("cpu"))
-
-    def iteration(step: int, batches: Batches) -> None:
-        (x_dis, y_dis), (x_ae, y_ae) = batches
-        lam = losses.lambda_e(step, config.lambda_max, config.lambda_schedule)
-        steps.discriminator_step(nets, x_dis, y_dis, config.clip_grad_norm)
-        if nets.patch is not None:
-            steps.patch_step(nets, x_dis, y_dis, config.clip_grad_norm)
-        steps.autoencoder_step(nets, x_ae, y_ae, lam, config)
-
-    return iteration
-
-
-def reference_iteration(model: ModelConfig, config: TrainConfig) -> Callable[[int, Batches], None]:
-    """The same two steps written plainly: the same modules and Adam, nothing else."""
-    import torch
-    from torch.nn import functional as F
-
-    from fader.model.networks import AutoEncoder, LatentDiscriminator
-
-    autoencoder, discriminator = AutoEncoder(model), LatentDiscriminator(model)
-    betas = (config.beta1, 0.999)
-    ae_optimizer = torch.optim.Adam(autoencoder.parameters(), lr=config.learning_rate, betas=betas)
-    dis_optimizer = torch.optim.Adam(
-        discriminator.parameters(), lr=config.learning_rate, betas=betas
-    )
-
-    def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        # logits (B, 2n) hold a pair of class logits per attribute: sum over attributes,
-        # mean over the batch
-        pairs = logits.view(-1, 2)  # (B * n, 2)
-        return F.cross_entropy(pairs, target.view(-1).long(), reduction="sum") / len(target)
-
-    def iteration(step: int, batches: Batches) -> None:
-        (x_dis, y_dis), (x_ae, y_ae) = batches
-        # discriminator: -log P_dis(y | E(x)), on a latent encoded without gradients
-        autoencoder.eval()
-        discriminator.train()
-        with torch.no_grad():
-            z = autoencoder.encode(x_dis)[-1]
-        loss = cross_entropy(discriminator(z), y_dis)
-        dis_optimizer.zero_grad()
-        loss.backward()
-        dis_optimizer.step()
-        # autoencoder: ||D(E(x), y) - x||² - λ · log P_dis(1 - y | E(x)), λ fixed at its maximum
-        autoencoder.train()
-        discriminator.eval()
-        features = autoencoder.encode(x_ae)
-        recon = F.mse_loss(autoencoder.decode(features, y_ae), x_ae)
-        loss = recon + config.lambda_max * cross_entropy(discriminator(features[-1]), 1 - y_ae)
-        ae_optimizer.zero_grad()
-        loss.backward()
-        ae_optimizer.step()
-
-    return iteration
-
-
-def measure_training(
-    loop: str, model: ModelConfig, config: TrainConfig, warmup: int, steps: int, threads: int | None
-) -> Measurement:
-    """Time `steps` iterations of one loop after `warmup` (meant to run in a fresh process)."""
-    import torch
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    shape = (config.batch_size, 3, model.img_size, model.img_size)
-    batches = tuple(
-        (torch.rand(shape) * 2 - 1, torch.randint(0, 2, (config.batch_size, model.n_attr)).float())
-        for _ in range(2)
-    )
-    build = our_iteration if loop == "ours" else reference_iteration
-    iteration = build(model, config)
-    for step in range(warmup):
-        iteration(step, batches)
-    start = time.perf_counter()
-    for step in range(warmup, warmup + steps):
-        iteration(step, batches)
-    seconds = time.perf_counter() - start
-    return {
-        "images": steps * config.batch_size,
-        "iterations": steps,
-        "seconds": seconds,
-        "torch_threads": torch.get_num_threads(),
-        **peak_rss(),
-    }
-
-
-def run_training(plan: Plan, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Both training loops at every size of the plan."""
-    config = train_config(params, plan.batch_size)
-    rows = []
-    for model in (model_config(params, size) for size in plan.sizes):
-        runs: dict[str, list[Measurement]] = {"reference": [], "ours": []}
-        for _ in range(plan.repeats):
-            for loop, measured in runs.items():
-                args = (loop, model, config, plan.warmup, plan.steps, plan.threads)
-                measured.append(in_fresh_process(measure_training, *args))
-        reference, ours = fastest(runs["reference"]), fastest(runs["ours"])
-        rows.append(
-            {
-                "img_size": model.img_size,
-                "model": model.to_dict(),
-                "batch_size": config.batch_size,
-                "reference": reference,
-                "ours": ours,
-                "ratio": ours["images_per_s"] / reference["images_per_s"],
-            }
-        )
-        log(
-            f"train {model.img_size} px: reference {reference['images_per_s']:,.1f} img/s, "
-            f"ours {ours['images_per_s']:,.1f} img/s"
-        )
-    return rows
-
-
-# ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
 
@@ -505,7 +306,7 @@ def to_markdown(results: dict[str, Any]) -> str:
     if "preprocess" in results:
         lines += ["", *_preprocess_section(results["preprocess"], plan)]
     if "train" in results:
-        lines += ["", *_train_section(results["train"], plan)]
+        lines += ["", *train_step.to_markdown(results["train"])]
     return "\n".join(lines) + "\n"
 
 
@@ -565,37 +366,6 @@ def _targets(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _train_section(rows: list[dict[str, Any]], plan: dict[str, Any]) -> list[str]:
-    lines = [
-        "## Training step on the CPU: `fader.train` vs a plain PyTorch loop",
-        "",
-        "| size | layers | batch | reference img/s | ours img/s | ours / reference "
-        "| reference s/iter | ours s/iter |",
-        "|--:|--:|--:|--:|--:|--:|--:|--:|",
-    ]
-    for row in rows:
-        reference, ours = row["reference"], row["ours"]
-        lines.append(
-            f"| {row['img_size']} | {row['model']['n_layers']} | {row['batch_size']} "
-            f"| {reference['images_per_s']:,.1f} | {ours['images_per_s']:,.1f} "
-            f"| {row['ratio']:.2f} | {_per_iteration(reference)} | {_per_iteration(ours)} |"
-        )
-    threads = ", ".join(str(n) for n in sorted({row["ours"]["torch_threads"] for row in rows}))
-    lines += [
-        "",
-        f"An iteration is a latent-discriminator step and an autoencoder step, each on its own "
-        f"batch of random images; images/s counts one batch per iteration. {plan['steps']} timed "
-        f"iterations after {plan['warmup']} warm-up, torch threads {threads}, fastest of "
-        f"{plan['repeats']} run(s). Ours adds gradient clipping, λ_E's schedule, the finite-loss "
-        "check and per-step metrics (`.item()`).",
-    ]
-    return lines
-
-
-def _per_iteration(measured: Measurement) -> str:
-    return f"{measured['seconds'] / measured['iterations']:.3f}"
-
-
 def _mib(value: float) -> str:
     return f"{value:,.0f} MiB"
 
@@ -652,7 +422,7 @@ def main(
         help="Also pre-process a local CelebA copy, e.g. ../shared/celeba-mini.",
     ),
     workers: int | None = typer.Option(None, min=1, help="Pre-processing workers (2)."),
-    steps: int | None = typer.Option(None, min=1, help="Timed iterations (20; quick: 2)."),
+    steps: int | None = typer.Option(None, min=1, help="Timed iterations (10; quick: 2)."),
     warmup: int | None = typer.Option(None, min=0, help="Untimed iterations first (3; quick: 1)."),
     batch_size: int | None = typer.Option(None, min=1, help="Training batch (32; quick: 8)."),
     threads: int | None = typer.Option(
@@ -690,7 +460,10 @@ def main(
         if only in (None, Part.preprocess):
             results["preprocess"] = run_preprocess(plan, settings, celeba_dir, Path(scratch))
         if only in (None, Part.train):
-            results["train"] = run_training(plan, settings)
+            shapes = train_step.QUICK_SHAPES if quick else train_step.SHAPES
+            threads = plan.threads or os.cpu_count() or 1
+            args = (shapes, plan.batch_size, plan.warmup, plan.steps, threads, plan.repeats, log)
+            results["train"] = train_step.run(*args)
     results["machine"]["load_average_end"] = round(os.getloadavg()[0], 2)
     report = to_markdown(results)
     typer.echo(report)

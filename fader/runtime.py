@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,35 @@ def resolve_device(name: str) -> torch.device:
     if device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
     return device
+
+
+#: CPU flags (Linux /proc/cpuinfo names) of instructions that compute in bfloat16 natively.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes in bfloat16 natively (elsewhere bf16 is emulated, and slower).
+
+    CUDA: compute capability 8.0 (Ampere) or later. CPU: AVX512_BF16 or AMX, read from
+    /proc/cpuinfo (oneDNN also accepts plain AVX-512, by converting to fp32 and back).
+    """
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    return device.type == "cpu" and any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux names them; empty where /proc/cpuinfo is absent."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
 
 
 def seed_everything(seed: int) -> None:

@@ -109,12 +109,18 @@ def _die_with_parent() -> None:
 
 
 @contextlib.contextmanager
-def dvclive_logger(directory: Path) -> Iterator[Callable[[dict[str, float], int], None]]:
+def dvclive_logger(
+    directory: Path, enabled: bool = True
+) -> Iterator[Callable[[dict[str, float], int], None] | None]:
     """A metrics logger writing DVCLive plots under `directory`; dvc.yaml declares them.
 
     `dvcyaml=None` keeps DVCLive from rewriting dvc.yaml, and `save_dvc_exp=False` leaves
-    experiments to `dvc exp run`.
+    experiments to `dvc exp run`. Not `enabled` (a training process other than rank 0): None,
+    and nothing is written.
     """
+    if not enabled:
+        yield None
+        return
     from dvclive import Live
 
     with Live(str(directory), dvcyaml=None, save_dvc_exp=False, report=None) as live:

@@ -71,6 +71,10 @@ TEST_DEFAULTS: dict[type, dict[str, Any]] = {
         "flip": True,
         "valid_size": 0,
         "log_every": 50,
+        "precision": "fp32",
+        "memory_format": "contiguous",
+        "nproc": 1,
+        "sync_batchnorm": False,
         "device": "auto",
     },
     ClassifierTrainConfig: {

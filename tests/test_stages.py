@@ -19,8 +19,13 @@ import importlib.util
 import json
 import logging
 import math
+import os
 import shlex
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -591,3 +596,42 @@ def test_fewer_epochs_do_not_reuse_a_longer_run(pipeline: Pipeline, tmp_path: Pa
     out = tmp_path / "out"
     check_ok(retrain(pipeline, out, params))
     assert read_json(out / option("train_fader", "--metrics"))["last"]["epoch"] == 1
+
+
+def test_two_processes_train_once_and_resume_after_kill_9(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """`fader train --nproc 2` (torchrun, gloo): rank 0 alone writes checkpoints, metrics and
+    DVCLive files; killed with -9 after an epoch, the same command resumes from last.pt."""
+    n_epochs = 12
+    params = write_params(tmp_path / "params.yaml", {"train_fader": {"n_epochs": n_epochs}})
+    out = tmp_path / "out"
+    train = [sys.executable, "-m", "stages.cli", "--debug"]
+    train += [*pipeline.command("train_fader", out, params), "--nproc", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    last = out / option("train_fader", "--checkpoints") / LAST
+    first = subprocess.Popen(
+        train, cwd=REPO, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not last.is_file() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)  # the launcher and both processes
+    _, first_log = first.communicate()
+    assert last.is_file(), first_log
+    epoch = checkpoint.load(last, "fader_training")["epoch"]
+    assert epoch < n_epochs, "the run ended before the kill: the resume is not tested"
+
+    again = subprocess.run(train, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming from {last} at epoch" in again.stderr
+    assert read_json(out / option("train_fader", "--metrics"))["last"]["epoch"] == n_epochs
+    saved = checkpoint.load(last, "fader_training")
+    assert len(saved["rng"]) == 2 and saved["fingerprint"]["processes"] == 2  # both ranks'
+    folder = out / option("train_fader", "--checkpoints")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([LAST, BEST_RECON, BEST_SWAP])
+    live = out / option("train_fader", "--live")
+    curves = read_curves(live)
+    steps = curves["train/recon_loss"]["step"].tolist()
+    assert steps == sorted(set(steps))  # one writer: every step logged once
+    assert len(curves["valid/recon_mse"]) == n_epochs

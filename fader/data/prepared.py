@@ -91,9 +91,16 @@ class PreparedDataset(Dataset):
         return x[0], y[0]
 
     def batch(
-        self, indices: Sequence[int] | np.ndarray, generator: torch.Generator | None = None
+        self,
+        indices: Sequence[int] | np.ndarray,
+        generator: torch.Generator | None = None,
+        flips: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images (B, 3, H, W) in [-1, 1] and attributes (B, n) for positions in this split."""
+        """Images (B, 3, H, W) in [-1, 1] and attributes (B, n) for positions in this split.
+
+        A dataset made with `flip` mirrors each image with p = 0.5, drawn from `generator`, or
+        the images that `flips` (B,) marks when given.
+        """
         indices = np.asarray(indices, dtype=np.int64)
         rows = self.rows[indices]
         order = np.argsort(rows, kind="stable")  # sorted reads are sequential on disk
@@ -101,6 +108,7 @@ class PreparedDataset(Dataset):
         pixels[order] = self.images[rows[order]]
         x = to_float(pixels)
         if self.flip:
-            flipped = torch.rand(len(x), generator=generator) < 0.5
-            x[flipped] = x[flipped].flip(-1)
+            if flips is None:
+                flips = torch.rand(len(x), generator=generator) < 0.5
+            x[flips] = x[flips].flip(-1)
         return x, self.labels[torch.from_numpy(indices)]

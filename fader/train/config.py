@@ -36,7 +36,16 @@ class TrainConfig:
     patch_weight: NonNegative  # weight of the optional PatchGAN term on reconstructions
     flip: bool  # horizontal flips with p = 0.5 (Section 5.1)
     valid_size: NonNegativeInt  # validation images per epoch; 0 = the whole split
-    log_every: AtLeastOne  # steps between logged training metrics
+    log_every: AtLeastOne  # steps between logged training metrics (and host syncs)
+    # fp32 (the paper), bf16 autocast, fp16 autocast with loss scaling (CUDA), or auto: bf16
+    # where the hardware has native bf16, else fp32 (fader.train.precision)
+    precision: Literal["fp32", "bf16", "fp16", "auto"]
+    # Activations' layout: channels_last (NHWC) feeds oneDNN and cuDNN their fastest kernels at
+    # large images; auto = channels_last on CUDA and for images of 256 px or more (benchmarks)
+    memory_format: Literal["auto", "contiguous", "channels_last"]
+    # processes of one run (torchrun; fader.train.distributed); batch_size is split among them
+    nproc: AtLeastOne
+    sync_batchnorm: bool  # BatchNorm statistics over the whole batch across processes (CUDA)
     device: str  # auto | cpu | cuda | cuda:N
 
     @property

@@ -31,8 +31,15 @@ from fader.eval.swaps import swap_accuracy
 from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, LatentDiscriminator, ModelConfig
 from fader.train.config import TrainConfig
+from fader.train.distributed import SINGLE, Group
 from fader.train.losses import lambda_e
-from fader.train.steps import FaderNetworks, autoencoder_step, discriminator_step, patch_step
+from fader.train.steps import (
+    FaderNetworks,
+    StepMetrics,
+    autoencoder_step,
+    discriminator_step,
+    patch_step,
+)
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +147,8 @@ def train_fader(
     seed: int,
     logger: MetricsLogger | None = None,
     progress: bool = True,
+    group: Group = SINGLE,
+    device: torch.device | None = None,
 ) -> dict[str, Any]:
     """Train for `config.n_epochs`, resuming from `checkpoint_dir/last.pt` when it matches.
 
@@ -155,85 +164,138 @@ def train_fader(
     a NaN or infinite loss raises NonFiniteLoss and keeps the last good checkpoint. Only one run
     at a time may use `checkpoint_dir`: a second one (an orphan of a killed `dvc repro`, say)
     fails with `io.LockedError` instead of writing beside the first.
+
+    In a distributed `group` (`fader.train.distributed`) every rank calls this with the same
+    arguments on `device`; rank 0 alone validates, logs, shows progress, holds the lock and
+    writes checkpoints, and only its result has the history.
     """
+    device = device if device is not None else runtime.resolve_device(config.device)
     lock = checkpoint_dir.with_name(f".{checkpoint_dir.name}.lock")
     with (
-        io.exclusive_lock(lock, f"the checkpoint folder {checkpoint_dir}"),
+        io.exclusive_lock(lock, f"the checkpoint folder {checkpoint_dir}")
+        if group.is_main
+        else contextlib.nullcontext(),
         _stop_requests() as stop,
     ):
-        device = runtime.resolve_device(config.device)
-        runtime.seed_everything(seed)
-        nets = FaderNetworks.build(model, config, device)
-        classifier = classifier.to(device)
-        sampler = torch.Generator().manual_seed(seed)
-        state: dict[str, Any] = {"step": 0, "epoch": 0, "history": [], "logs": [], "running": {}}
-        fingerprint = _fingerprint(model, config, seed, train, classifier)
-        last = checkpoint_dir / LAST
-        _resume(last, nets, sampler, state, fingerprint, config.n_epochs, device)
-
-        def emit(metrics: dict[str, float], step: int) -> None:
-            state["logs"].append((step, metrics))
-            if logger is not None:
-                logger(metrics, step)
-
-        # A resumed run replays what it logged before the checkpoint. DVCLive's own resume
-        # (`Live(resume=True)`) keeps its files as they are and appends, so the steps logged after
-        # the last checkpoint, which the resumed run logs again, would appear twice.
-        for step, metrics in list(state["logs"]):
-            if logger is not None:
-                logger(metrics, step)
+        run = _Run.start(train, classifier, model, config, checkpoint_dir, seed, group, device)
+        run.logger = logger if group.is_main else None
+        run.replay_logs()
         steps_per_epoch = config.steps_per_epoch
-        total = config.n_epochs * steps_per_epoch
         bar = tqdm(
-            total=total,
-            initial=state["step"],
+            total=config.n_epochs * steps_per_epoch,
+            initial=run.state["step"],
             unit="step",
-            disable=not progress,
+            disable=not (progress and group.is_main),
             desc="train",
         )
-        while state["epoch"] < config.n_epochs:
-            done = state["step"] - state["epoch"] * steps_per_epoch  # > 0: resumed mid-epoch
-            running: dict[str, float] = state["running"] if done else {}
-            for _ in range(done, steps_per_epoch):
-                if stop.signal is not None:  # at a step boundary: save, then say how to go on
-                    state["running"] = running
-                    _save_last(nets, sampler, state, fingerprint, checkpoint_dir)
-                    bar.close()
-                    raise TrainingInterrupted(
-                        f"training stopped by {stop.signal} at step "
-                        f"{state['step']} (epoch {state['epoch'] + 1}); saved {last}: run the same "
-                        "command (or dvc repro) to resume from there"
-                    )
-                lam = lambda_e(state["step"], config.lambda_max, config.lambda_schedule)
-                try:
-                    metrics = _iteration(nets, train, config, sampler, device, lam)
-                except FloatingPointError as error:
-                    bar.close()
-                    kept = f"{last} keeps epoch {state['epoch']}" if last.is_file() else "nothing"
-                    raise NonFiniteLoss(
-                        f"training stopped at step {state['step'] + 1}: {error}; {kept}"
-                    ) from None
-                state["step"] += 1
-                for key, value in metrics.items():
-                    running[key] = running.get(key, 0.0) + value
-                if state["step"] % config.log_every == 0:
-                    emit(
-                        {f"train/{k}": v for k, v in metrics.items()} | {"lambda_e": lam},
-                        state["step"],
-                    )
-                bar.update(1)
-            state["epoch"] += 1
-            state["running"] = {}
-            scores = validate(nets, classifier, valid, config.valid_size, VALID_BATCH_SIZE, device)
+        with bar:
+            while run.state["epoch"] < config.n_epochs:
+                done = run.state["step"] - run.state["epoch"] * steps_per_epoch  # > 0: resumed
+                for _ in range(done, steps_per_epoch):
+                    if run.stop_requested(stop):  # at a step boundary: save, say how to go on
+                        run.save_last()
+                        raise TrainingInterrupted(
+                            f"training stopped by {stop.signal or 'another process'} at step "
+                            f"{run.state['step']} (epoch {run.state['epoch'] + 1}); saved "
+                            f"{checkpoint_dir / LAST}: run the same command (or dvc repro) to "
+                            "resume from there"
+                        )
+                    run.iterate(train)
+                    bar.update(1)
+                run.end_epoch(valid, classifier)
+        return {"history": run.state["history"], **_best(run.state["history"])}
+
+
+class _Run:
+    """One training run: the networks, the batch sampler and the state a checkpoint keeps.
+
+    What only rank 0 does (logging, validation, writing checkpoints) happens here, behind
+    `group.is_main`, so that the loop in `train_fader` reads the same for every rank.
+    """
+
+    def __init__(
+        self,
+        nets: FaderNetworks,
+        config: TrainConfig,
+        sampler: torch.Generator,
+        fingerprint: dict[str, Any],
+        checkpoint_dir: Path,
+        group: Group,
+        device: torch.device,
+    ) -> None:
+        self.nets, self.config, self.sampler = nets, config, sampler
+        self.fingerprint, self.checkpoint_dir = fingerprint, checkpoint_dir
+        self.group, self.device = group, device
+        self.state: dict[str, Any] = {"step": 0, "epoch": 0, "history": [], "logs": []}
+        self.sums = _EpochSums(device)
+        self.logger: MetricsLogger | None = None
+
+    @classmethod
+    def start(
+        cls,
+        train: PreparedDataset,
+        classifier: AttributeClassifier,
+        model: ModelConfig,
+        config: TrainConfig,
+        checkpoint_dir: Path,
+        seed: int,
+        group: Group,
+        device: torch.device,
+    ) -> _Run:
+        """Fresh networks from `seed`, or the state of `last.pt` when it was made alike."""
+        runtime.seed_everything(seed)
+        nets = FaderNetworks.build(model, config, device, group)
+        if group.rank > 0:  # its own dropout draws; rank 0's are a single process's
+            torch.manual_seed(seed + group.rank)
+        classifier.to(device)
+        sampler = torch.Generator().manual_seed(seed)  # the same on every rank
+        fingerprint = _fingerprint(model, config, seed, train, classifier, group)
+        run = cls(nets, config, sampler, fingerprint, checkpoint_dir, group, device)
+        run._resume()
+        return run
+
+    # -- the steps ------------------------------------------------------------------------
+
+    def iterate(self, train: PreparedDataset) -> None:
+        """One iteration, its metrics summed on the device; logged every `log_every` steps."""
+        config, state = self.config, self.state
+        lam = lambda_e(state["step"], config.lambda_max, config.lambda_schedule)
+        metrics = _iteration(self.nets, train, config, self.sampler, self.device, lam, self.group)
+        state["step"] += 1
+        self.sums.add(metrics, state["step"])
+        if state["step"] % config.log_every == 0:
+            self.sums.check(self._kept())  # the only host sync between epochs
+            values = {f"train/{k}": v.item() for k, v in metrics.items()}
+            self._emit(values | {"lambda_e": lam}, state["step"])
+
+    def stop_requested(self, stop: _StopRequest) -> bool:
+        """A stop request, agreed by every rank (asked every `log_every` steps when several)."""
+        if not self.group.distributed:
+            return stop.signal is not None
+        if self.state["step"] % self.config.log_every:
+            return False
+        return self.group.any(stop.signal is not None)
+
+    def end_epoch(self, valid: PreparedDataset, classifier: AttributeClassifier) -> None:
+        """Validation, the epoch's record and checkpoints (rank 0), then every rank goes on."""
+        state, config = self.state, self.config
+        self.sums.check(self._kept())
+        running = self.sums.values()
+        state["epoch"] += 1
+        self.sums = _EpochSums(self.device)
+        if self.group.is_main:
+            scores = validate(
+                self.nets, classifier, valid, config.valid_size, VALID_BATCH_SIZE, self.device
+            )
             record = {
                 "epoch": state["epoch"],
                 "step": state["step"],
-                **{f"train_epoch/{k}": v / steps_per_epoch for k, v in running.items()},
+                **{f"train_epoch/{k}": v / config.steps_per_epoch for k, v in running.items()},
                 **{f"valid/{k}": v for k, v in scores.items()},
             }
             state["history"].append(record)
-            emit({k: v for k, v in record.items() if k != "step"}, state["step"])
-            _save_epoch(nets, sampler, state, fingerprint, checkpoint_dir, scores)
+            self._emit({k: v for k, v in record.items() if k != "step"}, state["step"])
+            self._save_best(scores)
             log.info(
                 "epoch %d/%d: recon %.4f, swap accuracy %.3f, dis accuracy %s",
                 state["epoch"],
@@ -242,8 +304,125 @@ def train_fader(
                 scores["swap_accuracy/mean"],
                 {n: round(scores[f"dis_accuracy/{n}"], 3) for n in valid.attributes},
             )
-        bar.close()
-        return {"history": state["history"], **_best(state["history"])}
+        self.save_last()
+
+    def _kept(self) -> str:
+        last = self.checkpoint_dir / LAST
+        return f"{last} keeps epoch {self.state['epoch']}" if last.is_file() else "nothing"
+
+    # -- logging ----------------------------------------------------------------------------
+
+    def _emit(self, metrics: dict[str, float], step: int) -> None:
+        self.state["logs"].append((step, metrics))
+        if self.logger is not None:
+            self.logger(metrics, step)
+
+    def replay_logs(self) -> None:
+        """What a resumed run logged before its checkpoint, logged again.
+
+        DVCLive's own resume (`Live(resume=True)`) keeps its files as they are and appends, so the
+        steps logged after the last checkpoint, which the resumed run logs again, would appear
+        twice.
+        """
+        if self.logger is not None:
+            for step, metrics in list(self.state["logs"]):
+                self.logger(metrics, step)
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def save_last(self) -> None:
+        """last.pt: everything a resumed run needs to go on exactly as this one would.
+
+        Every rank's RNG state is gathered (dropout draws differ per rank); rank 0 writes.
+        """
+        rng = self.group.gather(runtime.rng_state())
+        if self.group.is_main:
+            checkpoint.save(
+                self.checkpoint_dir / LAST,
+                {
+                    "kind": "fader_training",
+                    "fingerprint": self.fingerprint,
+                    **{key: self.state[key] for key in ("step", "epoch", "history", "logs")},
+                    "running": self.sums.values(),
+                    "sampler": self.sampler.get_state(),
+                    "rng": rng,
+                    "nets": {name: part.state_dict() for name, part in self.nets.modules().items()},
+                },
+            )
+        self.group.barrier()  # no rank runs ahead of a checkpoint, or leaves before it is written
+
+    def _save_best(self, scores: dict[str, float]) -> None:
+        attributes = self.fingerprint["data"]["attributes"]
+        history = self.state["history"]
+        payload = checkpoint.network_payload(
+            "fader", self.nets.autoencoder, attributes, scores=scores
+        )
+        if scores["recon_mse"] <= min(r["valid/recon_mse"] for r in history):
+            checkpoint.save(self.checkpoint_dir / BEST_RECON, payload)
+        if _best(history)["best_swap_epoch"] == self.state["epoch"]:
+            checkpoint.save(self.checkpoint_dir / BEST_SWAP, payload)
+
+    def _resume(self) -> None:
+        """Restore `last.pt` when it was made with these settings (every rank reads it)."""
+        last = self.checkpoint_dir / LAST
+        if not last.is_file():
+            return
+        saved = checkpoint.load(last, "fader_training", map_location=self.device)
+        if saved["fingerprint"] != self.fingerprint:
+            log.info("%s was made with other settings: starting afresh", last)
+        elif saved["epoch"] > self.config.n_epochs:  # n_epochs is not in the fingerprint
+            log.info(
+                "%s is at epoch %d, past n_epochs %d: starting afresh",
+                last,
+                saved["epoch"],
+                self.config.n_epochs,
+            )
+        else:
+            for name, part in self.nets.modules().items():
+                part.load_state_dict(saved["nets"][name])
+            self.sampler.set_state(saved["sampler"])
+            runtime.set_rng_state(saved["rng"][self.group.rank])
+            self.state.update({key: saved[key] for key in ("step", "epoch", "history", "logs")})
+            self.sums = _EpochSums(self.device, saved["running"])  # an epoch stopped midway
+            log.info(
+                "resuming from %s at epoch %d (step %d)",
+                last,
+                self.state["epoch"],
+                self.state["step"],
+            )
+
+
+class _EpochSums:
+    """The epoch's step metrics summed on the device, so that no step waits for the device;
+    with the first step whose metrics were not finite. Read only when logged."""
+
+    def __init__(self, device: torch.device, saved: dict[str, float] | None = None) -> None:
+        self.device = device
+        self.sums = {
+            key: torch.tensor(value, dtype=torch.float64, device=device)
+            for key, value in (saved or {}).items()
+        }
+        self.first_bad = torch.tensor(0, device=device)  # 0: none yet (steps count from 1)
+
+    def add(self, metrics: StepMetrics, step: int) -> None:
+        for key, value in metrics.items():
+            total = self.sums.get(key)
+            self.sums[key] = value.double() if total is None else total + value
+        finite = torch.stack([value.float() for value in metrics.values()]).isfinite().all()
+        self.first_bad = torch.where(finite | (self.first_bad > 0), self.first_bad, step)
+
+    def check(self, kept: str) -> None:
+        """Raise NonFiniteLoss naming the first bad step and the metrics that went bad."""
+        step = int(self.first_bad.item())
+        if step:
+            bad = sorted(key for key, value in self.values().items() if not np.isfinite(value))
+            raise NonFiniteLoss(
+                f"training stopped at step {step}: {', '.join(bad)} became non-finite "
+                f"(lower learning_rate); {kept}"
+            )
+
+    def values(self) -> dict[str, float]:
+        return {key: value.item() for key, value in self.sums.items()}
 
 
 def _iteration(
@@ -253,47 +432,32 @@ def _iteration(
     sampler: torch.Generator,
     device: torch.device,
     lam: float,
-) -> dict[str, float]:
+    group: Group = SINGLE,
+) -> StepMetrics:
     """One iteration: a discriminator step (and the PatchGAN's), then an autoencoder step, each
-    on its own batch. Raises FloatingPointError when a loss is not finite."""
-    x, y = _sample(train, config.batch_size, sampler, device)
+    on its own batch."""
+    x, y = _sample(train, config.batch_size, sampler, device, group)
     metrics = discriminator_step(nets, x, y, config.clip_grad_norm)
     if nets.patch is not None:
         metrics |= patch_step(nets, x, y, config.clip_grad_norm)
-    x, y = _sample(train, config.batch_size, sampler, device)
+    x, y = _sample(train, config.batch_size, sampler, device, group)
     return metrics | autoencoder_step(nets, x, y, lam, config)
 
 
-def _resume(
-    last: Path,
-    nets: FaderNetworks,
-    sampler: torch.Generator,
-    state: dict[str, Any],
-    fingerprint: dict[str, Any],
-    n_epochs: int,
-    device: torch.device,
-) -> None:
-    """Restore `last` into `nets`, `sampler` and `state` when it was made with these settings."""
-    if not last.is_file():
-        return
-    saved = checkpoint.load(last, "fader_training", map_location=device)
-    if saved["fingerprint"] != fingerprint:
-        log.info("%s was made with other settings: starting afresh", last)
-    elif saved["epoch"] > n_epochs:  # n_epochs is not in the fingerprint (extending)
-        log.info(
-            "%s is at epoch %d, past n_epochs %d: starting afresh", last, saved["epoch"], n_epochs
-        )
-    else:
-        _restore(nets, sampler, state, saved)
-        log.info("resuming from %s at epoch %d (step %d)", last, state["epoch"], state["step"])
-
-
 def _sample(
-    data: PreparedDataset, batch_size: int, generator: torch.Generator, device: torch.device
+    data: PreparedDataset,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device,
+    group: Group = SINGLE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A random batch (with replacement across batches, as the official sampler), flipped."""
-    indices = torch.randint(len(data), (batch_size,), generator=generator).numpy()
-    x, y = data.batch(indices, generator=generator)
+    """This rank's share of a random batch (with replacement across batches, as the official
+    sampler), flipped. Every rank draws the whole batch from the same generator, so the shares
+    are disjoint and together are the batch one process would draw."""
+    indices = torch.randint(len(data), (batch_size,), generator=generator)
+    flips = torch.rand(batch_size, generator=generator) < 0.5 if data.flip else None
+    share = group.share(batch_size)
+    x, y = data.batch(indices[share].numpy(), flips=None if flips is None else flips[share])
     return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
@@ -303,12 +467,15 @@ def _fingerprint(
     seed: int,
     train: PreparedDataset,
     classifier: AttributeClassifier,
+    group: Group,
 ) -> dict[str, Any]:
-    """What must match for a checkpoint to be resumed (n_epochs may grow; device may change).
+    """What must match for a checkpoint to be resumed (n_epochs may grow; the device and the
+    memory format may change; the number of processes may not: each has its own RNG state).
 
     The data is identified by its table and metadata, the judge by a digest of its weights.
     """
-    settings = {k: v for k, v in to_dict(config).items() if k not in ("n_epochs", "device")}
+    free = ("n_epochs", "device", "memory_format", "nproc")
+    settings = {k: v for k, v in to_dict(config).items() if k not in free}
     judge = hashlib.sha256()
     for tensor in classifier.state_dict().values():
         judge.update(tensor.detach().cpu().numpy().tobytes())
@@ -318,61 +485,8 @@ def _fingerprint(
         "seed": seed,
         "data": {"digest": train.digest, "attributes": list(train.attributes)},
         "classifier": judge.hexdigest(),
+        "processes": group.world_size,
     }
-
-
-def _restore(
-    nets: FaderNetworks, sampler: torch.Generator, state: dict[str, Any], saved: dict[str, Any]
-) -> None:
-    for name, part in nets.modules().items():
-        part.load_state_dict(saved["nets"][name])
-    sampler.set_state(saved["sampler"])
-    runtime.set_rng_state(saved["rng"])
-    state.update({key: saved[key] for key in ("step", "epoch", "history", "logs")})
-    state["running"] = saved.get("running", {})  # the sums of an epoch stopped midway
-
-
-def _save_epoch(
-    nets: FaderNetworks,
-    sampler: torch.Generator,
-    state: dict[str, Any],
-    fingerprint: dict[str, Any],
-    checkpoint_dir: Path,
-    scores: dict[str, float],
-) -> None:
-    attributes = fingerprint["data"]["attributes"]
-    history = state["history"]
-    payload = checkpoint.network_payload("fader", nets.autoencoder, attributes, scores=scores)
-    if scores["recon_mse"] <= min(r["valid/recon_mse"] for r in history):
-        checkpoint.save(checkpoint_dir / BEST_RECON, payload)
-    if _best(history)["best_swap_epoch"] == state["epoch"]:
-        checkpoint.save(checkpoint_dir / BEST_SWAP, payload)
-    _save_last(nets, sampler, state, fingerprint, checkpoint_dir)
-
-
-def _save_last(
-    nets: FaderNetworks,
-    sampler: torch.Generator,
-    state: dict[str, Any],
-    fingerprint: dict[str, Any],
-    checkpoint_dir: Path,
-) -> None:
-    """last.pt: everything a resumed run needs to go on exactly as this one would."""
-    checkpoint.save(
-        checkpoint_dir / LAST,
-        {
-            "kind": "fader_training",
-            "fingerprint": fingerprint,
-            "step": state["step"],
-            "epoch": state["epoch"],
-            "history": state["history"],
-            "logs": state["logs"],
-            "running": state["running"],
-            "sampler": sampler.get_state(),
-            "rng": runtime.rng_state(),
-            "nets": {name: part.state_dict() for name, part in nets.modules().items()},
-        },
-    )
 
 
 def _best(history: list[dict[str, float]]) -> dict[str, int]:

@@ -1,0 +1,118 @@
+"""Data-parallel training over processes: torch.distributed, launched by torchrun.
+
+Not in the paper (one GPU). `fader train --nproc N` starts N processes on this machine through
+`torch.distributed.run` (torchrun); a multi-node run is torchrun's own command line around
+`python -m stages.cli train ...` (`--nnodes`, `--rdzv-*`). Every process runs the same loop on
+its share of each batch, and DistributedDataParallel averages the gradients, so that N processes
+take the steps one process would take on the whole batch (`train_fader.batch_size` is the global
+batch). Only BatchNorm differs: each process normalises with its own share's statistics, unless
+`sync_batchnorm` (CUDA only) shares them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from fader import runtime
+
+
+@dataclass(frozen=True)
+class Group:
+    """This process's place among the training processes (rank 0 of 1 when not distributed)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 validates, logs, shows progress and writes checkpoints for all."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def share(self, batch_size: int) -> slice:
+        """This rank's part of a global batch of `batch_size` (equal parts)."""
+        if batch_size % self.world_size:
+            raise ValueError(
+                f"batch_size {batch_size} does not split evenly over {self.world_size} processes"
+            )
+        part = batch_size // self.world_size
+        return slice(self.rank * part, (self.rank + 1) * part)
+
+    def any(self, flag: bool) -> bool:
+        """Whether `flag` is true on any rank (a collective: every rank must call it)."""
+        if not self.distributed:
+            return flag
+        value = torch.tensor([int(flag)], device=_collective_device())
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+    def gather(self, value: Any) -> list[Any]:
+        """`value` of every rank, in rank order (a collective)."""
+        if not self.distributed:
+            return [value]
+        values: list[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def wrap(self, module: nn.Module, device: torch.device) -> nn.Module:
+        """`module` under DistributedDataParallel (itself when not distributed)."""
+        if not self.distributed:
+            return module
+        ids = [device.index] if device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+
+SINGLE = Group()
+
+
+def _collective_device() -> torch.device:
+    """Where collectives' tensors live: NCCL needs this process's GPU, gloo the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def launched() -> bool:
+    """Whether this process was started by torchrun (which sets WORLD_SIZE and RANK)."""
+    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
+
+
+def join(device_name: str) -> tuple[Group, torch.device]:
+    """This process's group and device; joins the process group when torchrun started it.
+
+    NCCL on CUDA (one GPU per process: `cuda:LOCAL_RANK`), gloo on the CPU.
+    """
+    device = runtime.resolve_device(device_name)
+    if not launched() or int(os.environ["WORLD_SIZE"]) == 1:
+        return SINGLE, device
+    group = Group(
+        rank=int(os.environ["RANK"]),
+        world_size=int(os.environ["WORLD_SIZE"]),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+    )
+    if device.type == "cuda":
+        device = torch.device("cuda", group.local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return group, device
+
+
+def leave() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_initialized():
+        dist.destroy_process_group()

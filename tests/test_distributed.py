@@ -1,0 +1,112 @@
+"""Data-parallel training on the CPU (gloo): N processes take the steps one process would take.
+
+Each test process group is 2 processes started with torch.multiprocessing, rendezvous through
+a file. The whole `fader train --nproc 2` command (torchrun, kill and resume) is tested in
+tests/test_stages.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from fader.data.config import PreprocessConfig
+from fader.data.prepared import PreparedDataset
+from fader.data.preprocess import prepare
+from fader.model.networks import ModelConfig
+from fader.train import distributed, trainer
+from fader.train.config import TrainConfig
+from fader.train.distributed import SINGLE, Group
+from fader.train.steps import FaderNetworks
+from tests.conftest import make
+
+WORLD = 2
+SEED = 3
+# No dropout: each process draws its own masks, one process draws other ones.
+MODEL = make(ModelConfig, img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16, dis_dropout=0.0)
+CONFIG = make(TrainConfig, batch_size=8, learning_rate=1e-3, lambda_max=0.5, device="cpu")
+
+
+def without_batchnorm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BatchNorm normalises each process's share by its own statistics: the one difference
+    between N processes and one (sync_batchnorm removes it on CUDA). Build without it."""
+    monkeypatch.setattr(torch.nn, "BatchNorm2d", lambda channels: torch.nn.Identity())
+
+
+def one_iteration(prepared: Path, group: Group) -> dict[str, torch.Tensor]:
+    """The weights after one training iteration (both steps) on `group`'s shares."""
+    torch.manual_seed(SEED)
+    nets = FaderNetworks.build(MODEL, CONFIG, torch.device("cpu"), group)
+    sampler = torch.Generator().manual_seed(SEED)
+    train = PreparedDataset(prepared, "train", flip=True)
+    trainer._iteration(nets, train, CONFIG, sampler, torch.device("cpu"), 0.5, group)
+    state = {f"ae.{k}": v for k, v in nets.autoencoder.state_dict().items()}
+    return state | {f"dis.{k}": v for k, v in nets.discriminator.state_dict().items()}
+
+
+def _worker(rank: int, prepared: Path, rendezvous: Path, out: Path) -> None:
+    torch.set_num_threads(1)
+    torch.nn.BatchNorm2d = lambda channels: torch.nn.Identity()  # this process only
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=WORLD)
+    try:
+        state = one_iteration(prepared, Group(rank=rank, world_size=WORLD, local_rank=rank))
+        torch.save(state, out / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture
+def prepared(raw_celeba: Path, tmp_path: Path) -> Path:
+    config = make(PreprocessConfig, img_size=32, attributes=("Smiling", "Male"), workers=1)
+    prepare(raw_celeba, tmp_path / "prepared", config, progress=False)
+    return tmp_path / "prepared"
+
+
+def test_two_processes_take_the_step_of_one_on_the_whole_batch(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mp.spawn(_worker, args=(prepared, tmp_path / "rendezvous", tmp_path), nprocs=WORLD)
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(WORLD)]
+    without_batchnorm(monkeypatch)
+    single = one_iteration(prepared, SINGLE)
+    initial = FaderNetworks.build(MODEL, CONFIG, torch.device("cpu")).autoencoder.state_dict()
+    assert ranks[0].keys() == single.keys()
+    for name, weight in single.items():
+        for state in ranks:  # every rank holds the same weights, those of one process
+            torch.testing.assert_close(state[name], weight, rtol=1e-5, atol=1e-6, msg=name)
+    moved = [k for k, v in initial.items() if not torch.allclose(v, single[f"ae.{k}"])]
+    assert moved, "the iteration changed no weight: the comparison proves nothing"
+
+
+def test_batch_shares_are_disjoint_and_make_the_whole_batch(prepared: Path) -> None:
+    train = PreparedDataset(prepared, "train", flip=True)
+    whole = trainer._sample(train, 8, torch.Generator().manual_seed(1), torch.device("cpu"))
+    shares = [
+        trainer._sample(
+            train, 8, torch.Generator().manual_seed(1), torch.device("cpu"), Group(rank, 2, rank)
+        )
+        for rank in range(2)
+    ]
+    assert torch.equal(torch.cat([x for x, _ in shares]), whole[0])
+    assert torch.equal(torch.cat([y for _, y in shares]), whole[1])
+
+
+def test_an_uneven_batch_and_cpu_sync_batchnorm_are_refused() -> None:
+    with pytest.raises(ValueError, match="batch_size 9 does not split evenly over 2 processes"):
+        Group(rank=0, world_size=2).share(9)
+    with pytest.raises(ValueError, match="sync_batchnorm needs CUDA"):
+        FaderNetworks.build(MODEL, replace(CONFIG, sync_batchnorm=True), torch.device("cpu"))
+
+
+def test_not_launched_by_torchrun_is_a_single_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("RANK", raising=False)
+    assert distributed.join("cpu") == (SINGLE, torch.device("cpu"))
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    assert distributed.join("cpu") == (SINGLE, torch.device("cpu"))
