@@ -13,6 +13,8 @@ measured in the same run, and reported as a ratio to it:
    paths find the files in the page cache.
 2. Training: the Fader iteration at the official code's four shapes, beside the official code
    itself and against the machine's own convolution throughput (`benchmarks/train_step.py`).
+3. Inception, the bulk of `evaluate`: images/s per memory layout and precision
+   (`benchmarks/inception.py`).
 
 Every measurement runs in a freshly spawned process, so imports, allocator state and memory
 peaks cannot leak from one measurement into the next. The process reports its own peak RSS
@@ -47,7 +49,7 @@ import typer
 import yaml
 from PIL import Image
 
-from benchmarks import train_step
+from benchmarks import inception, train_step
 from benchmarks.fresh import Measurement, in_fresh_process, peak_rss
 from fader import io
 
@@ -307,6 +309,8 @@ def to_markdown(results: dict[str, Any]) -> str:
         lines += ["", *_preprocess_section(results["preprocess"], plan)]
     if "train" in results:
         lines += ["", *train_step.to_markdown(results["train"])]
+    if "inception" in results:
+        lines += ["", *inception.to_markdown(results["inception"])]
     return "\n".join(lines) + "\n"
 
 
@@ -381,10 +385,11 @@ def log(message: str) -> None:
 
 
 class Part(StrEnum):
-    """The two halves of the benchmark, for `--only`."""
+    """The parts of the benchmark, for `--only`."""
 
     preprocess = "preprocess"
     train = "train"
+    inception = "inception"
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
@@ -464,6 +469,10 @@ def main(
             threads = plan.threads or os.cpu_count() or 1
             args = (shapes, plan.batch_size, plan.warmup, plan.steps, threads, plan.repeats, log)
             results["train"] = train_step.run(*args)
+        if only in (None, Part.inception):
+            threads = plan.threads or os.cpu_count() or 1
+            batch = 8 if quick else 100  # evaluate.batch_size
+            results["inception"] = inception.run(batch, threads, plan.steps // 5 + 1, log)
     results["machine"]["load_average_end"] = round(os.getloadavg()[0], 2)
     report = to_markdown(results)
     typer.echo(report)

@@ -38,7 +38,7 @@ def _to_unit_range(batch: torch.Tensor, quantize: bool) -> torch.Tensor:
 
 
 def _features(model: nn.Module, batch: torch.Tensor) -> np.ndarray:
-    out = model(batch)
+    out = model(batch.contiguous(memory_format=torch.channels_last))  # as build_inception's
     if isinstance(out, (list, tuple)):  # pytorch-fid's InceptionV3 returns one map per block
         out = out[0]
     if out.ndim == 4 and out.shape[2:] != (1, 1):  # as pytorch_fid.fid_score.get_activations

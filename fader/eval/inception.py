@@ -193,12 +193,14 @@ def build_inception(weights: str | Path, device: torch.device | str) -> FIDIncep
     """pytorch-fid's pool3 InceptionV3 (2048-d) with `weights`, in eval mode on `device`.
 
     `weights` is a file written by `fetch_inception_weights()` (or pytorch-fid's own `.pth`).
-    Nothing is downloaded.
+    Nothing is downloaded. The weights are laid out channels_last, as `fid.inception_activations`
+    feeds the images: oneDNN's fastest layout, 1.65x the images/s of the default one on a
+    2-core CPU with the same features (to 1e-6; benchmarks in the README).
     """
     state = torch.load(weights, map_location="cpu", weights_only=True)
     net = inception_architecture()
     load_state_dict(net, state)
-    return FIDInceptionV3(net).eval().to(device)
+    return FIDInceptionV3(net).eval().to(device, memory_format=torch.channels_last)
 
 
 # --- the two sources -------------------------------------------------------------------------
