@@ -102,6 +102,7 @@ def _configs(shape: Shape, precision: str, memory_format: str, batch_size: int) 
         log_every=LOG_EVERY,
         precision=precision,
         memory_format=memory_format,
+        data_on_device=False,  # batches gathered on the host, as the official sampler does
         nproc=1,
         sync_batchnorm=False,
         device="cpu",

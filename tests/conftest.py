@@ -73,6 +73,7 @@ TEST_DEFAULTS: dict[type, dict[str, Any]] = {
         "log_every": 50,
         "precision": "fp32",
         "memory_format": "contiguous",
+        "data_on_device": False,
         "nproc": 1,
         "sync_batchnorm": False,
         "device": "auto",

@@ -154,3 +154,32 @@ def test_nccl_process_group_of_one_trains(
         assert metrics["recon_loss"].device.type == "cuda"
     finally:
         dist.destroy_process_group()
+
+
+def test_batches_gathered_on_the_device_are_those_of_the_memory_map(
+    raw_celeba: Path, tmp_path: Path
+) -> None:
+    config = make(PreprocessConfig, img_size=32, attributes=("Smiling", "Male"), workers=1)
+    prepare(raw_celeba, tmp_path / "prepared", config, progress=False)
+    train = PreparedDataset(tmp_path / "prepared", "train", flip=True)
+    on_device = train.on_device(CPU, chunk=3)  # several chunks
+    for seed in range(3):
+        mapped = trainer._sample(train, 8, torch.Generator().manual_seed(seed), CPU)
+        gathered = trainer._sample(on_device, 8, torch.Generator().manual_seed(seed), CPU)
+        assert torch.equal(mapped[0], gathered[0]) and torch.equal(mapped[1], gathered[1])
+    with pytest.raises(ValueError, match="data_on_device"):
+        make(TrainConfig, data_on_device="yes")
+
+
+@pytest.mark.gpu
+def test_cuda_batches_gathered_on_the_gpu_are_those_of_the_memory_map(
+    raw_celeba: Path, tmp_path: Path
+) -> None:
+    device = cuda()
+    config = make(PreprocessConfig, img_size=32, attributes=("Smiling", "Male"), workers=1)
+    prepare(raw_celeba, tmp_path / "prepared", config, progress=False)
+    train = PreparedDataset(tmp_path / "prepared", "train", flip=True)
+    mapped = trainer._sample(train, 8, torch.Generator().manual_seed(0), device)
+    gathered = trainer._sample(train.on_device(device), 8, torch.Generator().manual_seed(0), device)
+    assert gathered[0].device.type == "cuda"
+    assert torch.equal(mapped[0], gathered[0]) and torch.equal(mapped[1], gathered[1])

@@ -609,6 +609,14 @@ def test_two_processes_train_once_and_resume_after_kill_9(
     train = [sys.executable, "-m", "stages.cli", "--debug"]
     train += [*pipeline.command("train_fader", out, params), "--nproc", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # a fresh run to its end (rank 1 has no validation history to choose from)
+    short = write_params(tmp_path / "short.yaml", {"train_fader": {"n_epochs": 1}})
+    fresh = [*train[:4], *pipeline.command("train_fader", tmp_path / "short", short)]
+    done = subprocess.run(
+        [*fresh, "--nproc", "2"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert read_json(tmp_path / "short" / option("train_fader", "--metrics"))["last"]["epoch"] == 1
     last = out / option("train_fader", "--checkpoints") / LAST
     first = subprocess.Popen(
         train, cwd=REPO, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True

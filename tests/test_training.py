@@ -262,3 +262,12 @@ def test_ablation_losses_and_patch_discriminator_train(
     assert expected != pytest.approx(F.mse_loss(x_hat, x).item())
     recon = autoencoder_step(nets, x, y, 0.0, config)["recon_loss"].item()
     assert recon == pytest.approx(expected)
+
+
+def test_training_on_batches_gathered_on_the_device_is_the_same(
+    prepared: Path, tmp_path: Path
+) -> None:
+    """data_on_device copies the split once and gathers batches there: the same run."""
+    mapped = run(prepared, tmp_path / "mapped", replace(CONFIG, n_epochs=1))
+    on_device = run(prepared, tmp_path / "device", replace(CONFIG, n_epochs=1, data_on_device=True))
+    assert on_device["history"] == mapped["history"]

@@ -43,6 +43,9 @@ class TrainConfig:
     # Activations' layout: channels_last (NHWC) feeds oneDNN and cuDNN their fastest kernels at
     # large images; auto = channels_last on CUDA and for images of 256 px or more (benchmarks)
     memory_format: Literal["auto", "contiguous", "channels_last"]
+    # the training split copied to the device, batches gathered there (no host work per step);
+    # auto = on a GPU with room for it (fader.data.prepared.DeviceSplit)
+    data_on_device: bool | Literal["auto"]
     # processes of one run (torchrun; fader.train.distributed); batch_size is split among them
     nproc: AtLeastOne
     sync_batchnorm: bool  # BatchNorm statistics over the whole batch across processes (CUDA)

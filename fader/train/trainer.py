@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from fader import io, runtime
 from fader.config import to_dict
-from fader.data.prepared import PreparedDataset
+from fader.data.prepared import DeviceSplit, PreparedDataset
 from fader.eval.swaps import swap_accuracy
 from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, LatentDiscriminator, ModelConfig
@@ -178,6 +178,7 @@ def train_fader(
         _stop_requests() as stop,
     ):
         run = _Run.start(train, classifier, model, config, checkpoint_dir, seed, group, device)
+        batches = train.on_device(device) if _data_on_device(config, train, device) else train
         run.logger = logger if group.is_main else None
         run.replay_logs()
         steps_per_epoch = config.steps_per_epoch
@@ -200,9 +201,11 @@ def train_fader(
                             f"{checkpoint_dir / LAST}: run the same command (or dvc repro) to "
                             "resume from there"
                         )
-                    run.iterate(train)
+                    run.iterate(batches)
                     bar.update(1)
                 run.end_epoch(valid, classifier)
+        if not group.is_main:  # validation ran on rank 0 only
+            return {"history": []}
         return {"history": run.state["history"], **_best(run.state["history"])}
 
 
@@ -256,7 +259,7 @@ class _Run:
 
     # -- the steps ------------------------------------------------------------------------
 
-    def iterate(self, train: PreparedDataset) -> None:
+    def iterate(self, train: PreparedDataset | DeviceSplit) -> None:
         """One iteration, its metrics summed on the device; logged every `log_every` steps."""
         config, state = self.config, self.state
         lam = lambda_e(state["step"], config.lambda_max, config.lambda_schedule)
@@ -427,7 +430,7 @@ class _EpochSums:
 
 def _iteration(
     nets: FaderNetworks,
-    train: PreparedDataset,
+    train: PreparedDataset | DeviceSplit,
     config: TrainConfig,
     sampler: torch.Generator,
     device: torch.device,
@@ -445,7 +448,7 @@ def _iteration(
 
 
 def _sample(
-    data: PreparedDataset,
+    data: PreparedDataset | DeviceSplit,
     batch_size: int,
     generator: torch.Generator,
     device: torch.device,
@@ -457,8 +460,18 @@ def _sample(
     indices = torch.randint(len(data), (batch_size,), generator=generator)
     flips = torch.rand(batch_size, generator=generator) < 0.5 if data.flip else None
     share = group.share(batch_size)
-    x, y = data.batch(indices[share].numpy(), flips=None if flips is None else flips[share])
+    x, y = data.batch(indices[share], flips=None if flips is None else flips[share])
     return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def _data_on_device(config: TrainConfig, train: PreparedDataset, device: torch.device) -> bool:
+    """`train_fader.data_on_device`: `auto` is a GPU with room for the split and 8 GiB more."""
+    if config.data_on_device != "auto":
+        return bool(config.data_on_device)
+    if device.type != "cuda":
+        return False
+    free, _ = torch.cuda.mem_get_info(device)
+    return train.images[:1].nbytes * len(train) + 8 * 2**30 < free
 
 
 def _fingerprint(
@@ -474,7 +487,7 @@ def _fingerprint(
 
     The data is identified by its table and metadata, the judge by a digest of its weights.
     """
-    free = ("n_epochs", "device", "memory_format", "nproc")
+    free = ("n_epochs", "device", "memory_format", "nproc", "data_on_device")
     settings = {k: v for k, v in to_dict(config).items() if k not in free}
     judge = hashlib.sha256()
     for tensor in classifier.state_dict().values():
