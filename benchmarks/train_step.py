@@ -309,7 +309,7 @@ def to_markdown(results: dict[str, Any]) -> list[str]:
         f"Batch {results['batch_size']}, {results['threads']} threads, one binary attribute, "
         f"max_fm {MAX_FM}; median of {results['iters']} iterations after {results['warmup']} "
         f"warm-up, each side in its own fresh process, fastest of {results['repeats']} "
-        "alternating run(s). Native bf16: **{'yes' if native else 'no'}**"
+        f"alternating run(s). Native bf16: **{'yes' if native else 'no'}**"
         f" (CPU flags: {flags}); fp32 and bf16 rows use `memory_format: auto`'s choice "
         "(channels_last at 256 px).",
         "",
