@@ -97,7 +97,7 @@ def test_ablation_table_has_the_reports_shape(test_split: PreparedDataset) -> No
     table = ablation_table(run(test_split))
     assert list(table) == ["Real", "AE", "Swap"]
     assert set(table["Swap"]) == set(ATTRS)
-    assert table["Swap"]["Male"] == {"fid": None, "accuracy": 1.0}
+    assert table["Swap"]["Male"] == {"fid": None, "kid": None, "accuracy": 1.0}
 
 
 def test_n_images_limits_the_images_judged(test_split: PreparedDataset) -> None:

@@ -183,3 +183,38 @@ def test_fid_with_fewer_images_than_dimensions_matches_pytorch_fid(n_a: int, n_b
     reference = calculate_frechet_distance(*fid.frechet_stats(a), *fid.frechet_stats(b))
     assert fid.fid_from_activations(a, b) == pytest.approx(reference, rel=1e-6)
     assert fid.fid_from_activations(a, a) == pytest.approx(0.0, abs=1e-8)
+
+
+def _mmd2_by_definition(x: np.ndarray, y: np.ndarray) -> float:
+    """The unbiased MMD² written out pair by pair (Bińkowski et al., eq. 2)."""
+    m, dim = x.shape
+
+    def k(u: np.ndarray, v: np.ndarray) -> float:
+        return (float(u @ v) / dim + 1) ** 3
+
+    same = sum(k(x[i], x[j]) + k(y[i], y[j]) for i in range(m) for j in range(m) if i != j)
+    cross = sum(k(x[i], y[j]) for i in range(m) for j in range(m))
+    return same / (m * (m - 1)) - 2 * cross / m**2
+
+
+def test_kid_is_the_unbiased_mmd_of_its_definition() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(8, 5)), rng.normal(0.5, 1.0, size=(8, 5))
+    kid = fid.kid_from_activations(a, b, subsets=1, subset_size=4, seed=3)
+    pick = np.random.default_rng(3)
+    x, y = a[pick.choice(8, 4, replace=False)], b[pick.choice(8, 4, replace=False)]
+    assert kid["subset_size"] == 4 and kid["std"] == 0.0
+    assert kid["mean"] == pytest.approx(_mmd2_by_definition(x, y), rel=1e-10)
+
+
+def test_kid_is_unbiased_where_fid_is_not() -> None:
+    """Two samples of one distribution: KID about 0 at any size; FID large when N is small."""
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(400, 64))
+    same = fid.kid_from_activations(features[:200], features[200:])
+    shifted = fid.kid_from_activations(features[:200], features[200:] + 0.5)
+    assert abs(same["mean"]) < 2 * same["std"]  # zero, within its noise
+    assert shifted["mean"] > 10 * shifted["std"] > 0
+    assert fid.fid_from_activations(features[:50], features[50:100]) > 10
+    with pytest.raises(ValueError, match="N >= 4"):
+        fid.kid_from_activations(features[:3], features[3:6])

@@ -60,7 +60,8 @@ def evaluate(
     - the official code's "set every value" accuracy (each attribute set to 0 and to 1 on every
       image, images that already had the value included), labelled as such;
     - FID (pytorch-fid InceptionV3 pool3) of reconstructions and swaps against the real images,
-      and of two halves of the real images (the floor), when `inception` is given.
+      and of two halves of the real images (the floor), when `inception` is given; and KID on
+      the same features (`kid`: mean and spread over subsets), unbiased at small samples.
     """
     autoencoder.eval().to(device)
     classifier.eval().to(device)
@@ -112,7 +113,7 @@ def evaluate(
         ],
     }
     if inception is not None and config.fid_images:
-        result["fid"] = _fid(autoencoder, inception, test, names, config, device)
+        result |= _fid(autoencoder, inception, test, names, config, device)
     return result
 
 
@@ -200,27 +201,33 @@ def _fid(
         return lambda x, y: autoencoder.decode(autoencoder.encode(x), y_new(y))
 
     real = activations(lambda x, y: x)
+    generated = {"reconstruction": activations(recode(lambda y: y))}
+    for i, name in enumerate(names):
+        generated[f"swap/{name}"] = activations(recode(lambda y, i=i: flip_attribute(y, i)))
+    halves = real[: count // 2], real[count // 2 :]
     fid: dict[str, Any] = {
         "images": count,
         "real_vs_real_images": count // 2,
-        "real_vs_real": fid_metrics.fid_from_activations(real[: count // 2], real[count // 2 :]),
-        "reconstruction": fid_metrics.fid_from_activations(activations(recode(lambda y: y)), real),
+        "real_vs_real": fid_metrics.fid_from_activations(*halves),
+        **{key: fid_metrics.fid_from_activations(acts, real) for key, acts in generated.items()},
     }
-    for i, name in enumerate(names):
-        swapped = activations(recode(lambda y, i=i: flip_attribute(y, i)))
-        fid[f"swap/{name}"] = fid_metrics.fid_from_activations(swapped, real)
-    return fid
+    kid: dict[str, Any] = {
+        "real_vs_real": fid_metrics.kid_from_activations(*halves),
+        **{key: fid_metrics.kid_from_activations(acts, real) for key, acts in generated.items()},
+    }
+    return {"fid": fid, "kid": kid}
 
 
 def ablation_table(result: dict[str, Any]) -> dict[str, dict[str, dict[str, float | None]]]:
-    """The ablation report's table: rows Real / AE / Swap, per attribute FID and accuracy."""
-    fid = result.get("fid", {})
+    """The ablation report's table: rows Real / AE / Swap, per attribute FID, KID and accuracy."""
+    fid, kid = result.get("fid", {}), result.get("kid", {})
+
+    def cell(key: str, accuracy: float) -> dict[str, float | None]:
+        return {"fid": fid.get(key), "kid": kid.get(key, {}).get("mean"), "accuracy": accuracy}
+
     table: dict[str, dict[str, dict[str, float | None]]] = {"Real": {}, "AE": {}, "Swap": {}}
     for name, scores in result["attributes"].items():
-        table["Real"][name] = {"fid": fid.get("real_vs_real"), "accuracy": scores["real_accuracy"]}
-        table["AE"][name] = {
-            "fid": fid.get("reconstruction"),
-            "accuracy": scores["reconstruction_accuracy"],
-        }
-        table["Swap"][name] = {"fid": fid.get(f"swap/{name}"), "accuracy": scores["swap_accuracy"]}
+        table["Real"][name] = cell("real_vs_real", scores["real_accuracy"])
+        table["AE"][name] = cell("reconstruction", scores["reconstruction_accuracy"])
+        table["Swap"][name] = cell(f"swap/{name}", scores["swap_accuracy"])
     return table
