@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
@@ -28,6 +31,7 @@ T = TypeVar("T")
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHARED_CELEBA = ROOT.parent / "shared" / "celeba-mini"
 
 
@@ -167,3 +171,18 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if fuzz is not None and fuzz.CASES:
         counts = ", ".join(f"{family} {n}" for family, n in sorted(fuzz.CASES.items()))
         terminalreporter.write_line(f"fuzz: generated cases per family: {counts}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Headless Debian chromium driven by Playwright (its own browser download is unreachable)."""
+    if CHROMIUM is None:
+        if os.environ.get("FADER_REQUIRE_BROWSER"):  # set by .ci/run, which installs chromium
+            pytest.fail("FADER_REQUIRE_BROWSER is set but no chromium is installed")
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()

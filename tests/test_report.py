@@ -77,12 +77,14 @@ def test_html_report_is_self_contained(tmp_path: Path) -> None:
         "train_fader": {"selected_epoch": 3, "selected": {"valid/recon_mse": 0.012345678}},
         "evaluate": {"fid": 41.3, "names": ["a<b"]},
     }
+    summary = [page.Table("Per <attribute>", ["attribute", "flip"], [["Male", "91.0 %"]])]
     page.write_html_report(
         tmp_path / "index.html",
         "Fader <run>",
-        tables,
+        summary,
         [tmp_path / "curves.png"],
         [tmp_path / "swaps.png"],
+        tables,
         captions={"swaps.png": "flips & more"},
     )
     html = (tmp_path / "index.html").read_text()
@@ -97,8 +99,13 @@ def test_html_report_is_self_contained(tmp_path: Path) -> None:
         "41.3",
         "a&lt;b",
         "flips &amp; more",
+        "Per &lt;attribute&gt;",
+        "91.0 %",
     ):
         assert value in html
+    # the order of a results page: summary, curves, grids, then every metric, collapsed
+    order = ["Per &lt;attribute&gt;", "<h2>Curves", "<h2>Edits", "<details>", "selected_epoch"]
+    assert [html.index(marker) for marker in order] == sorted(html.index(m) for m in order)
     uris = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert len(uris) == 2
     assert base64.b64decode(uris[1]) == (tmp_path / "swaps.png").read_bytes()
@@ -196,3 +203,53 @@ def test_render_stage_writes_the_report_folder(
 def test_bad_render_parameters(values: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make(render.RenderConfig, **values)
+
+
+def test_the_report_reads_as_a_results_page_in_a_browser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, browser
+) -> None:
+    """What a person sees in headless Chromium: the summary on the first screen, the swap curve
+    drawn as a picture, and the full metrics collapsed until opened."""
+    metrics = {
+        "attributes": {
+            name: {
+                "real_accuracy": 0.95,
+                "swap_accuracy": 0.91,
+                "swap_accuracy_x2": 0.99,
+                "preservation_error": 0.05,
+            }
+            for name in ATTRS
+        },
+        "reconstruction": {"mse": 0.0197, "psnr": 23.3, "ssim": 0.66},
+        "fid": {"images": 200, "reconstruction": 226.3, "real_vs_real": 69.4},
+        "kid": {"reconstruction": {"mean": 0.198, "std": 0.005}},
+        "settings": {"intensity": 2.0},
+    }
+    curve = [{"alpha": a, "Smiling": a / 2, "Male": a / 2} for a in (0.0, 1.0, 2.0)]
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "evaluate.json").write_text(json.dumps(metrics))
+    (tmp_path / "metrics" / "swap_curve.json").write_text(json.dumps(curve))
+    tables = page.read_metrics_dir(tmp_path / "metrics")
+    summary = render.summary_tables(tables)
+    curves.plot_swap_curve(curve, tmp_path / "swap_curve.png")
+    grids.save_png(tmp_path / "swaps.png", np.full((64, 160, 3), 128, np.uint8))
+    index = tmp_path / "index.html"
+    page.write_html_report(
+        index, "Fader", summary, [tmp_path / "swap_curve.png"], [tmp_path / "swaps.png"], tables
+    )
+    view = browser.new_page(viewport={"width": 1200, "height": 900})
+    view.goto(index.as_uri())
+    first = view.locator("table.summary").first
+    assert first.is_visible() and first.bounding_box()["y"] < 900  # on the first screen
+    assert "91.0 %" in first.inner_text() and "Smiling" in first.inner_text()
+    assert "226.3 / 0.198 ± 0.005" in view.locator("table.summary").nth(1).inner_text()
+    picture = view.locator("img[alt='swap_curve.png']")
+    assert picture.bounding_box()["width"] > 300  # a picture, not a JSON cell
+    full = view.locator("details h3").first
+    assert not full.is_visible()  # collapsed ...
+    view.locator("details summary").click()
+    assert full.is_visible()  # ... until opened
+    view.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    with Image.open(tmp_path / "report.png") as shot:
+        assert shot.width >= 1200 and len(np.unique(np.asarray(shot.convert("L")))) > 16
+    view.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import socket
 import threading
 import time
@@ -28,7 +27,6 @@ from fader.model.networks import AutoEncoder, ModelConfig
 from tests.conftest import SHARED_CELEBA, make
 
 ATTRS = ["Smiling", "Male"]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -182,20 +180,6 @@ def test_the_server_binds_to_this_machine_by_default() -> None:
 
 
 # --- in a real browser ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    if CHROMIUM is None:
-        if os.environ.get("FADER_REQUIRE_BROWSER"):  # set by .ci/run, which installs chromium
-            pytest.fail("FADER_REQUIRE_BROWSER is set but no chromium is installed")
-        pytest.skip("no chromium on this machine (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 def test_the_page_uploads_a_face_and_a_slider_moves_it(

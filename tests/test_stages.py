@@ -373,12 +373,14 @@ def test_render_folder(pipeline: Pipeline, attributes: list[str]) -> None:
     expected["multi_swaps.png"] = 2 + len(params["render"]["multi_swaps"])
     for name, cols in expected.items():
         assert png_size(folder / name) == grid_size(rows, cols, cell), name
-    assert (folder / "curves.png").is_file()
+    assert (folder / "curves.png").is_file() and (folder / "swap_curve.png").is_file()
 
     page = (folder / "index.html").read_text()
-    assert page.count("<img ") == page.count('src="data:image/png;base64,') == len(expected) + 1
+    assert page.count("<img ") == page.count('src="data:image/png;base64,') == len(expected) + 2
     for stage in ("train_classifier", "train_fader", "evaluate"):
         assert f"<h3>{stage}</h3>" in page  # the metrics tables
+    for name in attributes:  # the summary: a row per attribute
+        assert f"<tr><td>{name}</td>" in page
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
-"""Training curves: DVCLive's metric files read back and drawn as small multiples (matplotlib)."""
+"""Curves as pictures (matplotlib): DVCLive's training curves as small multiples, and the swap
+accuracy against α."""
 
 from __future__ import annotations
 
 import fnmatch
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -90,3 +91,30 @@ def plot_curves(
         # no Software/date metadata: the same curves give the same bytes
         figure.savefig(tmp, format="png", metadata={"Software": None})
     return names
+
+
+def plot_swap_curve(
+    points: Sequence[Mapping[str, float]], out_png: str | os.PathLike[str], target: float = 0.9
+) -> None:
+    """Swap accuracy against α, one line per attribute (metrics/swap_curve.json), into a PNG.
+
+    `points` are evaluate's rows, {"alpha": α, <attribute>: accuracy, ...}; a dashed line marks
+    `target` (the 90 % the real-face recipe aims at, at α = 1).
+    """
+    if not points:
+        raise ValueError("the swap curve has no points")
+    alphas = [point["alpha"] for point in points]
+    names = [key for key in points[0] if key != "alpha"]
+    figure = Figure(figsize=(5.5, 3.4), dpi=100, layout="constrained")
+    ax = figure.subplots()
+    for name in names:
+        ax.plot(alphas, [point[name] for point in points], marker="o", ms=3, lw=1.4, label=name)
+    ax.axhline(target, color="#888", lw=0.8, ls="--")
+    ax.set_xlabel("α (the attribute's value given to the decoder; 1 = flipped)", fontsize=8)
+    ax.set_ylabel("swap accuracy (classifier)", fontsize=8)
+    ax.set_ylim(0, 1.02)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    with io.atomic_path(out_png) as tmp:
+        figure.savefig(tmp, format="png", metadata={"Software": None})

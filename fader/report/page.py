@@ -1,7 +1,8 @@
-"""One self-contained HTML page: metrics tables, curve images and grid images.
+"""One self-contained HTML page that reads like a results page: the summary tables first, then
+the curves as pictures, then the edit grids, and every metric last, collapsed.
 
-Images are embedded as base64 data URIs and there is no JavaScript, so the file opens offline
-and can be mailed.
+Images are embedded as base64 data URIs and there is no JavaScript (the collapsed section is an
+HTML `<details>`), so the file opens offline and can be mailed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import html
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +71,23 @@ def data_uri(path: str | os.PathLike[str]) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
 
+@dataclass(frozen=True)
+class Table:
+    """A summary table: a caption, column headers, rows of cells already formatted as text."""
+
+    caption: str
+    headers: Sequence[str]
+    rows: Sequence[Sequence[str]]
+
+
 _STYLE = """
-body { font-family: sans-serif; margin: 2em; color: #222; }
+body { font-family: sans-serif; margin: 2em; color: #222; max-width: 1100px; }
 table { border-collapse: collapse; margin-bottom: 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
-td.value { text-align: right; font-family: monospace; }
+td.value, table.summary td { text-align: right; font-family: monospace; }
+table.summary td:first-child { text-align: left; font-family: sans-serif; }
+table.summary caption { text-align: left; font-weight: bold; margin-bottom: 0.3em; }
+details summary { cursor: pointer; font-size: 1.2em; margin: 1em 0; }
 figure { margin: 0 0 2em 0; }
 img { max-width: 100%; height: auto; }
 img.grid { image-rendering: pixelated; }
@@ -93,6 +107,18 @@ def _table(name: str, metrics: Mapping[str, Any]) -> str:
     )
 
 
+def _summary(table: Table) -> str:
+    head = "".join(f"<th>{html.escape(header)}</th>" for header in table.headers)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+        for row in table.rows
+    )
+    return (
+        f'<table class="summary"><caption>{html.escape(table.caption)}</caption>'
+        f"<tr>{head}</tr>{rows}</table>\n"
+    )
+
+
 def _figure(path: Path, caption: str | None, pixel_art: bool) -> str:
     attributes = f'src="{data_uri(path)}" alt="{html.escape(path.name)}"'
     if pixel_art and path.suffix.lower() != ".svg":
@@ -108,16 +134,18 @@ def _figure(path: Path, caption: str | None, pixel_art: bool) -> str:
 def write_html_report(
     path: str | os.PathLike[str],
     title: str,
-    metrics_tables: Mapping[str, Mapping[str, Any]],
+    summary: Sequence[Table],
     curve_images: Sequence[str | os.PathLike[str]],
     grid_images: Sequence[str | os.PathLike[str]],
+    metrics_tables: Mapping[str, Mapping[str, Any]],
     captions: Mapping[str, str] | None = None,
 ) -> None:
-    """Write one self-contained HTML page: metrics tables, curve images, grid images.
+    """Write one self-contained page: `summary` tables, curve images, grid images, and last,
+    collapsed, every metric of `metrics_tables` (name → a possibly nested dict of values).
 
     Images are embedded as base64 data URIs; there is no script and no external resource, so
-    the page opens offline. `metrics_tables` maps a table name to a (possibly nested) dict of
-    values; `captions` maps an image's file name to the text under it (default: the name).
+    the page opens offline. `captions` maps an image's file name to the text under it (default:
+    the name).
     """
     captions = captions or {}
     parts = [
@@ -125,14 +153,18 @@ def write_html_report(
         f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
         f"<h1>{html.escape(title)}</h1>\n"
     ]
-    if metrics_tables:
-        parts.append("<h2>Metrics</h2>\n")
-        parts += [_table(name, table) for name, table in metrics_tables.items()]
+    if summary:
+        parts.append("<h2>Results</h2>\n")
+        parts += [_summary(table) for table in summary]
     if curve_images:
-        parts.append("<h2>Training curves</h2>\n")
+        parts.append("<h2>Curves</h2>\n")
         parts += [_figure(Path(p), captions.get(Path(p).name), False) for p in curve_images]
     if grid_images:
         parts.append("<h2>Edits</h2>\n")
         parts += [_figure(Path(p), captions.get(Path(p).name), True) for p in grid_images]
+    if metrics_tables:
+        parts.append(f"<details>\n<summary>All metrics ({len(metrics_tables)} tables)</summary>\n")
+        parts += [_table(name, table) for name, table in metrics_tables.items()]
+        parts.append("</details>\n")
     parts.append("</body>\n</html>\n")
     io.write_text(path, "".join(parts))

@@ -4,9 +4,12 @@
 - `interpolation/<attribute>.png`: one attribute slid over α (the paper's Figure 1), per attribute;
 - `swaps.png`: each attribute flipped alone (Figure 3);
 - `multi_swaps.png`: several attributes changed at once (Figure 4), when combinations are given;
+- `swap_curve.png`: swap accuracy against α per attribute (metrics/swap_curve.json);
 - `curves.png`: the DVCLive training curves as small multiples (matplotlib, Agg);
-- `index.html`: all of the above plus the metrics JSON files as tables. Images are embedded as
-  base64 data URIs and there is no JavaScript, so the file opens offline and can be mailed.
+- `index.html`: a results page: summary tables (per attribute: the judge's accuracy, flips at
+  α = 1 and at 2x intensity, preservation, swap FID/KID; reconstruction MSE/PSNR/SSIM/FID/KID),
+  the curves, the grids, and every metric last, collapsed. Images are embedded as base64 data
+  URIs and there is no JavaScript, so the file opens offline and can be mailed.
 
 The grids use a fixed, seeded list of test images (`fader.report.grids.fixed_indices`), so reports
 of two runs show the same faces.
@@ -26,13 +29,14 @@ from fader.config import AtLeastOne, NonNegativeInt, config, to_dict
 from fader.data.prepared import PreparedDataset
 from fader.model.networks import AutoEncoder
 from fader.report import grids
-from fader.report.curves import plot_curves
-from fader.report.page import read_metrics_dir, write_html_report
+from fader.report.curves import plot_curves, plot_swap_curve
+from fader.report.page import Table, read_metrics_dir, write_html_report
 
 log = logging.getLogger(__name__)
 
 INDEX = "index.html"
 CURVES = "curves.png"
+SWAP_CURVE = "swap_curve.png"
 SWAPS = "swaps.png"
 MULTI_SWAPS = "multi_swaps.png"
 
@@ -136,7 +140,14 @@ def render_report(
                 "once: " + " | ".join(combos)
             )
             grid_files.append(tmp / MULTI_SWAPS)
+        metrics = read_metrics_dir(metrics_dir) if metrics_dir is not None else {}
         curve_files = []
+        if isinstance(metrics.get("swap_curve", {}).get("value"), list):
+            plot_swap_curve(metrics["swap_curve"]["value"], tmp / SWAP_CURVE)
+            captions[SWAP_CURVE] = (
+                "swap accuracy against α on the test split (classifier-judged); dashed: 90 %"
+            )
+            curve_files.append(tmp / SWAP_CURVE)
         if live_dir is not None:
             drawn = plot_curves(live_dir, tmp / CURVES, config.curves)
             captions[CURVES] = f"{len(drawn)} curves from {live_dir}"
@@ -148,9 +159,68 @@ def render_report(
                 "alphas": [round(a, 6) for a in alphas],
             },
         }
-        if metrics_dir is not None:
-            tables |= read_metrics_dir(metrics_dir)
-        write_html_report(tmp / INDEX, title, tables, curve_files, grid_files, captions)
+        tables |= metrics
+        summary = summary_tables(metrics)
+        write_html_report(tmp / INDEX, title, summary, curve_files, grid_files, tables, captions)
         names = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
     log.info("wrote %s: %s", out_dir, ", ".join(names))
     return [out_dir / name for name in names]
+
+
+def summary_tables(metrics: dict[str, dict]) -> list[Table]:
+    """The page's lead: per-attribute edits and the reconstruction, from evaluate.json (none
+    without it)."""
+    evaluate = metrics.get("evaluate")
+    if not evaluate:
+        return []
+    fid, kid = evaluate.get("fid", {}), evaluate.get("kid", {})
+    intensity = evaluate.get("settings", {}).get("intensity", 2.0)
+
+    def percent(value: float | None) -> str:
+        return "–" if value is None else f"{100 * value:.1f} %"
+
+    def distance(key: str) -> str:
+        if key not in fid:
+            return "–"
+        kid_text = f"{kid[key]['mean']:.3f} ± {kid[key]['std']:.3f}" if key in kid else "–"
+        return f"{fid[key]:.1f} / {kid_text}"
+
+    rows = [
+        [
+            name,
+            percent(scores.get("real_accuracy")),
+            percent(scores.get("swap_accuracy")),
+            percent(scores.get("swap_accuracy_x2")),
+            percent(scores.get("preservation_error")),
+            distance(f"swap/{name}"),
+        ]
+        for name, scores in evaluate["attributes"].items()
+    ]
+    per_attribute = Table(
+        "Per attribute, test split (flips judged by the classifier)",
+        [
+            "attribute",
+            "judge accuracy (real)",
+            "flip, α = 1",
+            f"flip, {intensity:g}x intensity",
+            "preservation error",
+            "swap FID / KID",
+        ],
+        rows,
+    )
+    recon = evaluate.get("reconstruction", {})
+    images = fid.get("images")
+    reconstruction = Table(
+        "Reconstruction, test split",
+        ["MSE ([-1, 1])", "PSNR", "SSIM", f"FID / KID ({images} images)", "real vs real FID / KID"],
+        [
+            [
+                f"{recon['mse']:.4f}" if "mse" in recon else "–",
+                f"{recon['psnr']:.2f} dB" if "psnr" in recon else "–",
+                f"{recon['ssim']:.3f}" if "ssim" in recon else "–",
+                distance("reconstruction"),
+                distance("real_vs_real"),
+            ]
+        ],
+    )
+    return [per_attribute, reconstruction]
