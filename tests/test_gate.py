@@ -353,24 +353,34 @@ def test_cli_update_refuses_a_run_outside_the_bounds(tmp_path: Path) -> None:
     assert json.loads((baseline / "evaluate.json").read_text()) == EVALUATE
 
 
-CI_BASELINE = Path(__file__).parent.parent / "metrics" / "ci_baseline"
-CI_RULES = Path(__file__).parent.parent / ".ci" / "gate_rules.yaml"
+ROOT = Path(__file__).parent.parent
+CI_BASELINE = ROOT / "metrics" / "ci_baseline"
+CI_RULES = ROOT / ".ci" / "gate_rules.yaml"
+CELEBA_BASELINE = ROOT / "metrics" / "ci_baseline_celeba"
+CELEBA_RULES = ROOT / ".ci" / "gate_rules_celeba.yaml"
 
 
 @pytest.mark.parametrize(
-    ("metric", "change", "expected"),
+    ("baseline_dir", "rules_file", "metric", "change", "expected"),
     [
-        ("evaluate.json:mean.swap_accuracy", -0.15, "FAIL"),  # twice the seed-to-seed spread
-        ("evaluate.json:mean.swap_accuracy", -0.06, "PASS"),  # within it
-        ("train_classifier.json:test_accuracy.mean", -0.05, "FAIL"),
-        ("evaluate.json:reconstruction.mse", +0.01, "FAIL"),  # +31 %
+        # the synthetic smoke run
+        (CI_BASELINE, CI_RULES, "evaluate.json:mean.swap_accuracy", -0.15, "FAIL"),  # 2x spread
+        (CI_BASELINE, CI_RULES, "evaluate.json:mean.swap_accuracy", -0.06, "PASS"),  # within it
+        (CI_BASELINE, CI_RULES, "train_classifier.json:test_accuracy.mean", -0.05, "FAIL"),
+        (CI_BASELINE, CI_RULES, "evaluate.json:reconstruction.mse", +0.01, "FAIL"),  # +31 %
+        # the real-face (celeba-mini) smoke run
+        (CELEBA_BASELINE, CELEBA_RULES, "evaluate.json:mean.swap_accuracy", -0.08, "FAIL"),
+        (CELEBA_BASELINE, CELEBA_RULES, "evaluate.json:mean.swap_accuracy", -0.03, "PASS"),
+        (CELEBA_BASELINE, CELEBA_RULES, "evaluate.json:reconstruction.mse", +0.006, "FAIL"),
+        (CELEBA_BASELINE, CELEBA_RULES, "evaluate.json:kid.reconstruction.mean", +0.06, "FAIL"),
+        (CELEBA_BASELINE, CELEBA_RULES, "train_classifier.json:test_accuracy.Male", -0.07, "FAIL"),
     ],
 )
 def test_committed_ci_rules_catch_regressions_beyond_the_noise(
-    metric: str, change: float, expected: str
+    baseline_dir: Path, rules_file: Path, metric: str, change: float, expected: str
 ) -> None:
-    baseline = gate.read_metrics_dir(CI_BASELINE)
-    rules = gate.read_rules(CI_RULES)
+    baseline = gate.read_metrics_dir(baseline_dir)
+    rules = gate.read_rules(rules_file)
     assert gate.passed(gate.compare(baseline, baseline, rules))
     rows = {
         row.metric: row
