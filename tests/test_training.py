@@ -271,3 +271,23 @@ def test_training_on_batches_gathered_on_the_device_is_the_same(
     mapped = run(prepared, tmp_path / "mapped", replace(CONFIG, n_epochs=1))
     on_device = run(prepared, tmp_path / "device", replace(CONFIG, n_epochs=1, data_on_device=True))
     assert on_device["history"] == mapped["history"]
+
+
+def test_a_moving_average_of_the_weights_is_validated_saved_and_resumed(
+    prepared: Path, tmp_path: Path
+) -> None:
+    """ema_decay > 0 (not in the paper): validation and the saved models use the average."""
+    ema = replace(CONFIG, ema_decay=0.9)
+    straight = run(prepared, tmp_path / "straight", ema)
+    assert straight["history"] != run(prepared, tmp_path / "paper")["history"]
+    saved = checkpoint.load(tmp_path / "straight" / LAST, "fader_training")["nets"]
+    average = {k.removeprefix("module."): v for k, v in saved["ema"].items() if k != "n_averaged"}
+    assert int(saved["ema"]["n_averaged"]) == 2 * CONFIG.steps_per_epoch
+    assert any(not torch.equal(v, saved["autoencoder"][k]) for k, v in average.items())
+    best = checkpoint.load(tmp_path / "straight" / BEST_SWAP, "fader")["state"]
+    if straight["best_swap_epoch"] == 2:  # the last epoch's average is the one in last.pt
+        assert all(torch.equal(best[k], average[k]) for k in best)
+    # one epoch, then extended to two: the average is restored and goes on exactly
+    run(prepared, tmp_path / "resumed", replace(ema, n_epochs=1))
+    resumed = run(prepared, tmp_path / "resumed", ema)
+    assert resumed["history"] == straight["history"]

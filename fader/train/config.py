@@ -35,6 +35,9 @@ class TrainConfig:
     recon_loss: Literal["mse", "mae", "huber"]  # the paper's MSE, or the ablation report's
     patch_weight: NonNegative  # weight of the optional PatchGAN term on reconstructions
     flip: bool  # horizontal flips with p = 0.5 (Section 5.1)
+    # Not in the paper: validate, select and save an exponential moving average of the
+    # autoencoder's weights (and BatchNorm statistics), decay per step; 0 = the paper's weights
+    ema_decay: Annotated[float, pydantic.Field(ge=0, lt=1)]
     valid_size: NonNegativeInt  # validation images per epoch; 0 = the whole split
     log_every: AtLeastOne  # steps between logged training metrics (and host syncs)
     # fp32 (the paper), bf16 autocast, fp16 autocast with loss scaling (CUDA), or auto: bf16

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fader.model.networks import AutoEncoder, LatentDiscriminator, ModelConfig, PatchDiscriminator
 from fader.train.config import TrainConfig
@@ -63,6 +64,7 @@ class FaderNetworks:
     memory_format: torch.memory_format = torch.contiguous_format
     patch: PatchDiscriminator | None = None
     patch_optimizer: torch.optim.Adam | None = None
+    ema: AveragedModel | None = None
 
     @classmethod
     def build(
@@ -93,6 +95,10 @@ class FaderNetworks:
         patch = None
         if config.patch_weight > 0:
             patch = PatchDiscriminator(model).to(device, memory_format=memory_format)
+        ema = None
+        if config.ema_decay > 0:
+            average = get_ema_multi_avg_fn(config.ema_decay)
+            ema = AveragedModel(autoencoder, multi_avg_fn=average, use_buffers=True)
         return cls(
             autoencoder,
             discriminator,
@@ -104,7 +110,14 @@ class FaderNetworks:
             memory_format,
             patch,
             adam(patch) if patch is not None else None,
+            ema,
         )
+
+    @property
+    def evaluated(self) -> AutoEncoder:
+        """The autoencoder that validation, checkpoints and edits use: the moving average of
+        its weights when `ema_decay` > 0, else the trained weights themselves."""
+        return self.autoencoder if self.ema is None else self.ema.module
 
     def modules(self) -> dict[str, Any]:
         """Every stateful part, by name (for checkpoints)."""
@@ -116,6 +129,7 @@ class FaderNetworks:
             "patch": self.patch,
             "patch_optimizer": self.patch_optimizer,
             "loss_scaler": self.precision.scaler,
+            "ema": self.ema,
         }
         return {name: part for name, part in parts.items() if part is not None}
 
@@ -220,4 +234,6 @@ def autoencoder_step(
     nets.precision.minimize(
         loss, nets.ae_optimizer, nets.autoencoder.parameters(), config.clip_grad_norm
     )
+    if nets.ema is not None:
+        nets.ema.update_parameters(nets.autoencoder)
     return metrics

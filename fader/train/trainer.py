@@ -105,7 +105,8 @@ def validate(
     device: torch.device,
 ) -> dict[str, float]:
     """Reconstruction MSE, latent-discriminator accuracy and swap accuracy per attribute."""
-    nets.autoencoder.eval()
+    autoencoder = nets.evaluated
+    autoencoder.eval()
     nets.discriminator.eval()
     classifier.eval()
     count = len(valid) if size == 0 else min(size, len(valid))
@@ -113,14 +114,14 @@ def validate(
     for start in range(0, count, batch_size):
         x, y = valid.batch(np.arange(start, min(start + batch_size, count)))
         x, y = x.to(device), y.to(device)
-        features = nets.autoencoder.encode(x)
-        batch = {"recon_mse": F.mse_loss(nets.autoencoder.decode(features, y), x).item()}
+        features = autoencoder.encode(x)
+        batch = {"recon_mse": F.mse_loss(autoencoder.decode(features, y), x).item()}
         logits = LatentDiscriminator.per_attribute(nets.discriminator(features[-1]))
         hits = logits.argmax(-1) == y.long()
         for i, name in enumerate(valid.attributes):
             batch[f"dis_accuracy/{name}"] = hits[:, i].float().mean().item()
         for name, accuracy in swap_accuracy(
-            nets.autoencoder, classifier, x, y, valid.attributes
+            autoencoder, classifier, x, y, valid.attributes
         ).items():
             batch[f"swap_accuracy/{name}"] = accuracy
         for key, value in batch.items():
@@ -358,7 +359,7 @@ class _Run:
         attributes = self.fingerprint["data"]["attributes"]
         history = self.state["history"]
         payload = checkpoint.network_payload(
-            "fader", self.nets.autoencoder, attributes, scores=scores
+            "fader", self.nets.evaluated, attributes, scores=scores
         )
         if scores["recon_mse"] <= min(r["valid/recon_mse"] for r in history):
             checkpoint.save(self.checkpoint_dir / BEST_RECON, payload)
