@@ -51,7 +51,6 @@ def main(
         )
     group, device = distributed.join(config.device)
     try:
-        group.share(config.batch_size)  # fails early, and clearly, on an uneven split
         with _common.dvclive_logger(live, enabled=group.is_main) as logger:
             result = train_fader(
                 train,

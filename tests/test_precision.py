@@ -1,4 +1,6 @@
-"""Mixed precision (`train_fader.precision`) and the memory format, on the CPU and on CUDA.
+"""The speed levers of training, on the CPU and on CUDA: mixed precision
+(`train_fader.precision`), the memory format, batches gathered on the device, no discriminator
+gradients in the autoencoder step; and the NCCL path of data parallelism.
 
 The `gpu` tests need a CUDA device (`pytest -m gpu`); they skip without one.
 """

@@ -71,6 +71,7 @@ class FaderNetworks:
         cls, model: ModelConfig, config: TrainConfig, device: torch.device, group: Group = SINGLE
     ) -> FaderNetworks:
         memory_format = _memory_format(config.memory_format, model.img_size, device)
+        group.share(config.batch_size)  # an uneven split fails here, before any step
         if group.distributed and config.patch_weight > 0:
             raise ValueError(
                 "the PatchGAN ablation (patch_weight > 0) trains in one process: set nproc 1"

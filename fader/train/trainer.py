@@ -178,9 +178,11 @@ def train_fader(
         else contextlib.nullcontext(),
         _stop_requests() as stop,
     ):
-        run = _Run.start(train, classifier, model, config, checkpoint_dir, seed, group, device)
+        main_logger = logger if group.is_main else None
+        run = _Run.start(
+            train, classifier, model, config, checkpoint_dir, seed, group, device, main_logger
+        )
         batches = train.on_device(device) if _data_on_device(config, train, device) else train
-        run.logger = logger if group.is_main else None
         run.replay_logs()
         steps_per_epoch = config.steps_per_epoch
         bar = tqdm(
@@ -226,13 +228,13 @@ class _Run:
         checkpoint_dir: Path,
         group: Group,
         device: torch.device,
+        logger: MetricsLogger | None,
     ) -> None:
         self.nets, self.config, self.sampler = nets, config, sampler
         self.fingerprint, self.checkpoint_dir = fingerprint, checkpoint_dir
-        self.group, self.device = group, device
+        self.group, self.device, self.logger = group, device, logger
         self.state: dict[str, Any] = {"step": 0, "epoch": 0, "history": [], "logs": []}
         self.sums = _EpochSums(device)
-        self.logger: MetricsLogger | None = None
 
     @classmethod
     def start(
@@ -245,6 +247,7 @@ class _Run:
         seed: int,
         group: Group,
         device: torch.device,
+        logger: MetricsLogger | None,
     ) -> _Run:
         """Fresh networks from `seed`, or the state of `last.pt` when it was made alike."""
         runtime.seed_everything(seed)
@@ -254,7 +257,7 @@ class _Run:
         classifier.to(device)
         sampler = torch.Generator().manual_seed(seed)  # the same on every rank
         fingerprint = _fingerprint(model, config, seed, train, classifier, group)
-        run = cls(nets, config, sampler, fingerprint, checkpoint_dir, group, device)
+        run = cls(nets, config, sampler, fingerprint, checkpoint_dir, group, device, logger)
         run._resume()
         return run
 
