@@ -8,6 +8,7 @@
 #   IMG_SIZE=128 CELEBA_DIR=/path bash experiments/celeba.sh --run   # 128 | 256: on a GPU
 #   CELEBA_DIR=../shared/celeba-mini bash experiments/celeba.sh --run \
 #     -S data.split=random -S 'data.attributes=[Male,Smiling]'      # a partial copy
+#   EXP_NAME=mine CELEBA_DIR=/path bash experiments/celeba.sh     # the experiment's name
 #
 # Arguments after --run (or in place of it) go to `dvc exp run` as they are, after the recipe's
 # own -S settings, so they override them.
@@ -47,4 +48,4 @@ settings=(
   -S evaluate.fid_images=1000
   -S 'render.multi_swaps=[{Male: 1, Smiling: 1}, {Male: 0, Smiling: 0}]'
 )
-dvc exp run "${mode[@]}" --name "celeba-$img_size" "${settings[@]}" "$@"
+dvc exp run "${mode[@]}" --name "${EXP_NAME:-celeba-$img_size}" "${settings[@]}" "$@"
