@@ -99,6 +99,7 @@ def _configs(shape: Shape, precision: str, memory_format: str, batch_size: int) 
         patch_weight=0.0,
         flip=True,
         ema_decay=0.0,
+        lr_decay=0.0,
         valid_size=0,
         log_every=LOG_EVERY,
         precision=precision,

@@ -82,12 +82,12 @@ def main() -> None:
     parser.add_argument("--prefix", default="ablation-", help="experiment name prefix")
     parser.add_argument("-n", type=int, default=10, help="commits of history to search")
     args = parser.parse_args()
-    show = _dvc("exp", "show", "--json", "-n", str(args.n))
-    finished = set(_dvc("exp", "list", "--all-commits", "--name-only").split())
+    show = dvc("exp", "show", "--json", "-n", str(args.n))
+    finished = set(dvc("exp", "list", "--all-commits", "--name-only").split())
     print(table(json.loads(show), finished, args.prefix))
 
 
-def _dvc(*args: str) -> str:
+def dvc(*args: str) -> str:
     command = [sys.executable, "-m", "dvc", *args]
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 

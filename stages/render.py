@@ -13,6 +13,9 @@ def main(
     out: Path = typer.Option(..., help="Report folder to write (replaced atomically)."),
     metrics_dir: Path | None = typer.Option(None, help="Folder of metrics JSON files to tabulate."),
     live: Path | None = typer.Option(None, help="DVCLive folder whose curves to draw."),
+    tradeoff: Path | None = typer.Option(
+        None, help="Folder of λ_E sweep results to draw (experiments/tradeoff.py writes it)."
+    ),
     params: Path = _common.ParamsOption,
 ) -> None:
     """Interpolation, swap and multi-swap grids on fixed test images, curves, one HTML page."""
@@ -33,4 +36,5 @@ def main(
         metrics_dir,
         live,
         title=f"Fader Networks: {model}",
+        tradeoff_dir=tradeoff,
     )

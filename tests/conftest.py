@@ -74,6 +74,7 @@ TEST_DEFAULTS: dict[type, dict[str, Any]] = {
         "patch_weight": 0.0,
         "flip": True,
         "ema_decay": 0.0,
+        "lr_decay": 0.0,
         "valid_size": 0,
         "log_every": 50,
         "precision": "fp32",

@@ -134,6 +134,25 @@ def test_render_stage_writes_the_report_folder(
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "train_fader.json").write_text(json.dumps({"selected_epoch": 7}))
     live = write_live(tmp_path, monkeypatch)
+    (tmp_path / "tradeoff").mkdir()
+    data = "celeba-mini, random split, 64 px"
+    sweep = [
+        {
+            "experiment": "a",
+            "data": data,
+            "lambda_e": 1e-3,
+            "recon_mse": 0.02,
+            "flip_accuracy": 0.6,
+        },
+        {
+            "experiment": "b",
+            "data": data,
+            "lambda_e": 1e-2,
+            "recon_mse": 0.03,
+            "flip_accuracy": 0.9,
+        },
+    ]
+    (tmp_path / "tradeoff" / "recipe.json").write_text(json.dumps(sweep))
     render = {
         "n_images": 8,
         "alpha_min": -0.5,
@@ -159,6 +178,8 @@ def test_render_stage_writes_the_report_folder(
         "metrics",
         "--live",
         str(live),
+        "--tradeoff",
+        "tradeoff",
         "--params",
         "params.yaml",
     ]
@@ -172,6 +193,7 @@ def test_render_stage_writes_the_report_folder(
         "interpolation/Smiling.png",
         "multi_swaps.png",
         "swaps.png",
+        "tradeoff.png",
     ]
     rows = 3  # the test split of the 12-image fixture is smaller than n_images
     sizes = {"interpolation/Male.png": 2 + 3, "swaps.png": 2 + 2, "multi_swaps.png": 2 + 1}
@@ -179,9 +201,17 @@ def test_render_stage_writes_the_report_folder(
         with Image.open(out / name) as image:
             assert image.size == (cols * 32 + (cols - 1) * 2, rows * 32 + (rows - 1) * 2)
     page = (out / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 5
+    assert page.count("data:image/png;base64,") == 6
     assert "selected_epoch" in page and "Smiling=1, Male=0" in page and "-0.5, 0.5, 1.5" in page
+    assert "per λ_E, test split of celeba-mini, random split, 64 px" in page
     assert "http" not in page and "<script" not in page
+
+    del sweep[1]["recon_mse"]
+    (tmp_path / "tradeoff" / "recipe.json").write_text(json.dumps(sweep))
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, ValueError)
+    assert "tradeoff/recipe.json: expected a list of points with" in str(result.exception)
+    (tmp_path / "tradeoff" / "recipe.json").unlink()
 
     render["multi_swaps"] = [{"Smile": 1}]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"render": render}, sort_keys=False))

@@ -14,7 +14,7 @@ from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
 from fader.train import trainer
 from fader.train.config import TrainConfig
-from fader.train.losses import lambda_e
+from fader.train.losses import lambda_e, learning_rate
 from fader.train.steps import FaderNetworks, autoencoder_step
 from fader.train.trainer import BEST_RECON, BEST_SWAP, LAST, train_fader
 from tests.conftest import make
@@ -75,6 +75,14 @@ def test_lambda_schedule_is_linear_then_constant() -> None:
     assert lambda_e(250_000, 1e-4, 500_000) == pytest.approx(5e-5)
     assert lambda_e(600_000, 1e-4, 500_000) == 1e-4
     assert lambda_e(3, 0.5, 0) == 0.5
+
+
+def test_the_learning_rate_is_constant_or_falls_linearly_to_zero_at_the_end() -> None:
+    assert [learning_rate(s, 1e-3, 100, 0.0) for s in (0, 99)] == [1e-3, 1e-3]
+    rates = [learning_rate(s, 1e-3, 100, 0.25) for s in range(100)]
+    assert rates[:76] == [1e-3] * 76  # steps 0..75: the full rate
+    assert rates[80] == pytest.approx(0.8e-3) and rates[99] == pytest.approx(0.04e-3)
+    assert all(a > b for a, b in zip(rates[75:], rates[76:], strict=False))
 
 
 def test_autoencoder_steps_lower_the_reconstruction_loss() -> None:
@@ -230,6 +238,35 @@ def test_more_epochs_continue_and_other_settings_restart(
     assert len(steps) == CONFIG.steps_per_epoch
 
 
+def test_a_decaying_rate_is_logged_reaches_the_optimizers_and_fixes_the_length(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lr_decay > 0: the optimizers step at the scheduled rate, which is logged; a checkpoint
+    made for a run of another length starts afresh (its decay was planned for that length)."""
+    decaying = replace(CONFIG, lr_decay=0.5, learning_rate=1e-3)
+    seen: list[float] = []
+    step = trainer.autoencoder_step
+
+    def recording(nets, *args, **kwargs):
+        seen.append(nets.ae_optimizer.param_groups[0]["lr"])
+        assert nets.dis_optimizer.param_groups[0]["lr"] == seen[-1]
+        return step(nets, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "autoencoder_step", recording)
+    logged: list[tuple[int, dict]] = []
+    result = run(prepared, tmp_path / "ckpt", decaying, logger=lambda m, s: logged.append((s, m)))
+    total = decaying.total_steps
+    assert seen == [learning_rate(s, 1e-3, total, 0.5) for s in range(total)]
+    assert seen[0] == 1e-3 and seen[-1] < 1e-3 / 2
+    assert [m["learning_rate"] for s, m in logged if "learning_rate" in m] == [
+        learning_rate(s - 1, 1e-3, total, 0.5) for s in range(2, total + 1, 2)
+    ]
+    assert result["history"] != run(prepared, tmp_path / "constant")["history"]
+    steps = count_steps(monkeypatch)
+    run(prepared, tmp_path / "ckpt", replace(decaying, n_epochs=3))
+    assert len(steps) == 3 * CONFIG.steps_per_epoch  # afresh, not continued
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -237,6 +274,7 @@ def test_more_epochs_continue_and_other_settings_restart(
         ({"recon_loss": "l3"}, r"recon_loss\s+Input should be 'mse', 'mae' or 'huber'"),
         ({"batch_size": 0}, "batch_size"),
         ({"lambda_schedule": -5}, "lambda_schedule"),
+        ({"lr_decay": 1.0}, r"lr_decay\s+Input should be less than 1"),
     ],
 )
 def test_bad_training_parameters(overrides: dict, message: str) -> None:

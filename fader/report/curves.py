@@ -118,3 +118,41 @@ def plot_swap_curve(
     ax.legend(fontsize=7)
     with io.atomic_path(out_png) as tmp:
         figure.savefig(tmp, format="png", metadata={"Software": None})
+
+
+def plot_tradeoff(
+    families: Mapping[str, Sequence[Mapping[str, float]]],
+    out_png: str | os.PathLike[str],
+    target: float = 0.9,
+) -> None:
+    """The paper's trade-off (Sec. 3) as reconstruction MSE against flip accuracy at α = 1, one
+    line per family of runs (metrics/tradeoff/<family>.json), one labelled point per λ_E.
+
+    Points are experiments/tradeoff.py's rows: {"lambda_e", "recon_mse", "flip_accuracy", ...};
+    a dashed line marks `target` (the 90 % the real-face recipe aims at).
+    """
+    if not any(families.values()):
+        raise ValueError("the trade-off has no points")
+    figure = Figure(figsize=(5.5, 3.8), dpi=100, layout="constrained")
+    ax = figure.subplots()
+    for family, points in families.items():
+        ordered = sorted(points, key=lambda point: point["lambda_e"])
+        mse = [point["recon_mse"] for point in ordered]
+        flips = [point["flip_accuracy"] for point in ordered]
+        ax.plot(mse, flips, marker="o", ms=4, lw=1.2, label=family)
+        for point, x, y in zip(ordered, mse, flips):
+            ax.annotate(
+                f"{point['lambda_e']:g}",
+                (x, y),
+                xytext=(4, -9),
+                textcoords="offset points",
+                fontsize=6,
+            )
+    ax.axhline(target, color="#888", lw=0.8, ls="--")
+    ax.set_xlabel("reconstruction MSE, test split (images in [-1, 1]; lower is better)", fontsize=8)
+    ax.set_ylabel("flip accuracy at α = 1 (mean, classifier)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, title="λ_E beside each point", title_fontsize=7)
+    with io.atomic_path(out_png) as tmp:
+        figure.savefig(tmp, format="png", metadata={"Software": None})

@@ -5,6 +5,8 @@
 - `swaps.png`: each attribute flipped alone (Figure 3);
 - `multi_swaps.png`: several attributes changed at once (Figure 4), when combinations are given;
 - `swap_curve.png`: swap accuracy against α per attribute (metrics/swap_curve.json);
+- `tradeoff.png`: reconstruction MSE against flip accuracy, one point per λ_E, from a folder of
+  sweep results (metrics/tradeoff/<family>.json, written by experiments/tradeoff.py);
 - `curves.png`: the DVCLive training curves as small multiples (matplotlib, Agg);
 - `index.html`: a results page: summary tables (per attribute: the judge's accuracy, flips at
   α = 1 and at 2x intensity, preservation, swap FID/KID; reconstruction MSE/PSNR/SSIM/FID/KID),
@@ -29,7 +31,7 @@ from fader.config import AtLeastOne, NonNegativeInt, config, to_dict
 from fader.data.prepared import PreparedDataset
 from fader.model.networks import AutoEncoder
 from fader.report import grids
-from fader.report.curves import plot_curves, plot_swap_curve
+from fader.report.curves import plot_curves, plot_swap_curve, plot_tradeoff
 from fader.report.page import Table, read_metrics_dir, write_html_report
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 INDEX = "index.html"
 CURVES = "curves.png"
 SWAP_CURVE = "swap_curve.png"
+TRADEOFF = "tradeoff.png"
 SWAPS = "swaps.png"
 MULTI_SWAPS = "multi_swaps.png"
 
@@ -91,11 +94,13 @@ def render_report(
     metrics_dir: str | os.PathLike[str] | None = None,
     live_dir: str | os.PathLike[str] | None = None,
     title: str = "Fader Networks",
+    tradeoff_dir: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Write the render folder (module docstring) atomically; return the files it holds.
 
     `data` is the split to draw rows from (the test split), read with the model's attributes.
-    Without `metrics_dir` or `live_dir` the report leaves out the tables or the curves.
+    Without `metrics_dir`, `live_dir` or `tradeoff_dir` the report leaves out the tables, the
+    training curves or the trade-off.
     """
     attributes = list(attributes)
     size = autoencoder.cfg.img_size
@@ -148,6 +153,16 @@ def render_report(
                 "swap accuracy against α on the test split (classifier-judged); dashed: 90 %"
             )
             curve_files.append(tmp / SWAP_CURVE)
+        sweeps = tradeoff_points(tradeoff_dir) if tradeoff_dir is not None else {}
+        if sweeps:
+            plot_tradeoff(sweeps, tmp / TRADEOFF)
+            runs = sorted({point["data"] for points in sweeps.values() for point in points})
+            captions[TRADEOFF] = (
+                "the trade-off of λ_E (Sec. 3): reconstruction against flips at α = 1, one point "
+                f"per λ_E, test split of {' | '.join(runs)}; dashed: 90 % "
+                f"({tradeoff_dir}: experiments/celeba_tradeoff.sh, then experiments/tradeoff.py)"
+            )
+            curve_files.append(tmp / TRADEOFF)
         if live_dir is not None:
             drawn = plot_curves(live_dir, tmp / CURVES, config.curves)
             captions[CURVES] = f"{len(drawn)} curves from {live_dir}"
@@ -165,6 +180,27 @@ def render_report(
         names = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
     log.info("wrote %s: %s", out_dir, ", ".join(names))
     return [out_dir / name for name in names]
+
+
+TRADEOFF_KEYS = ("experiment", "data", "lambda_e", "recon_mse", "flip_accuracy")
+
+
+def tradeoff_points(tradeoff_dir: str | os.PathLike[str]) -> dict[str, list[dict]]:
+    """The sweep families of `tradeoff_dir` (<family>.json: a list of points, each with
+    TRADEOFF_KEYS), by family; a malformed file is an error that names it."""
+    families = {}
+    for family, content in read_metrics_dir(tradeoff_dir).items():
+        points = content.get("value")
+        good = isinstance(points, list) and all(
+            isinstance(p, dict) and all(k in p for k in TRADEOFF_KEYS) for p in points
+        )
+        if not good:
+            raise ValueError(
+                f"{Path(tradeoff_dir) / family}.json: expected a list of points with "
+                f"{', '.join(TRADEOFF_KEYS)} (experiments/tradeoff.py writes them)"
+            )
+        families[family] = points
+    return families
 
 
 def summary_tables(metrics: dict[str, dict]) -> list[Table]:

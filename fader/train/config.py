@@ -38,6 +38,9 @@ class TrainConfig:
     # Not in the paper: validate, select and save an exponential moving average of the
     # autoencoder's weights (and BatchNorm statistics), decay per step; 0 = the paper's weights
     ema_decay: Annotated[float, pydantic.Field(ge=0, lt=1)]
+    # Not in the paper: the final fraction of the run's steps over which both learning rates
+    # fall linearly to 0 (fader.train.losses.learning_rate); 0 = the paper's constant rate
+    lr_decay: Annotated[float, pydantic.Field(ge=0, lt=1)]
     valid_size: NonNegativeInt  # validation images per epoch; 0 = the whole split
     log_every: AtLeastOne  # steps between logged training metrics (and host syncs)
     # fp32 (the paper), bf16 autocast, fp16 autocast with loss scaling (CUDA), or auto: bf16
@@ -57,6 +60,10 @@ class TrainConfig:
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(self.epoch_size / self.batch_size)
+
+    @property
+    def total_steps(self) -> int:
+        return self.n_epochs * self.steps_per_epoch
 
 
 @config

@@ -1,10 +1,10 @@
-"""The objectives of Section 3 and the λ_E schedule of Section 5.1.
+"""The objectives of Section 3, the λ_E schedule of Section 5.1 and an optional rate decay.
 
     discriminator:  L_dis = -log P_dis(y | E(x))                        (summed over attributes)
     autoencoder:    L_ae  = ||D(E(x), y) - x||² - λ_E · log P_dis(1 - y | E(x))
 
 λ_E rises linearly from 0 to `lambda_max` over `lambda_schedule` autoencoder steps, then stays
-("critical" in Section 5.1).
+("critical" in Section 5.1). The learning rate is the paper's constant unless `lr_decay` > 0.
 """
 
 from __future__ import annotations
@@ -20,6 +20,15 @@ def lambda_e(step: int, lambda_max: float, schedule: int) -> float:
     if schedule == 0:
         return lambda_max
     return lambda_max * min(step, schedule) / schedule
+
+
+def learning_rate(step: int, base: float, total_steps: int, decay: float) -> float:
+    """The rate of step `step` (from 0): `base`, then over the last `decay` fraction of
+    `total_steps` a linear fall to 0 (not in the paper, whose rate is constant: decay 0)."""
+    decay_steps = decay * total_steps
+    if decay_steps == 0:
+        return base
+    return base * min(1.0, max(0.0, (total_steps - step) / decay_steps))
 
 
 def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:

@@ -134,6 +134,12 @@ class FaderNetworks:
         }
         return {name: part for name, part in parts.items() if part is not None}
 
+    def set_learning_rate(self, rate: float) -> None:
+        """Every optimizer's step size (the autoencoder's, the discriminators')."""
+        for optimizer in (self.ae_optimizer, self.dis_optimizer, self.patch_optimizer):
+            for group in optimizer.param_groups if optimizer is not None else ():
+                group["lr"] = rate
+
     def layout(self, x: torch.Tensor) -> torch.Tensor:
         """A batch in the networks' memory format (a no-op when it already is)."""
         return x.contiguous(memory_format=self.memory_format)

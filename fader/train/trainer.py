@@ -32,7 +32,7 @@ from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, LatentDiscriminator, ModelConfig
 from fader.train.config import TrainConfig
 from fader.train.distributed import SINGLE, Group
-from fader.train.losses import lambda_e
+from fader.train.losses import lambda_e, learning_rate
 from fader.train.steps import (
     FaderNetworks,
     StepMetrics,
@@ -186,7 +186,7 @@ def train_fader(
         run.replay_logs()
         steps_per_epoch = config.steps_per_epoch
         bar = tqdm(
-            total=config.n_epochs * steps_per_epoch,
+            total=config.total_steps,
             initial=run.state["step"],
             unit="step",
             disable=not (progress and group.is_main),
@@ -267,13 +267,19 @@ class _Run:
         """One iteration, its metrics summed on the device; logged every `log_every` steps."""
         config, state = self.config, self.state
         lam = lambda_e(state["step"], config.lambda_max, config.lambda_schedule)
+        rate = learning_rate(
+            state["step"], config.learning_rate, config.total_steps, config.lr_decay
+        )
+        self.nets.set_learning_rate(rate)
         metrics = _iteration(self.nets, train, config, self.sampler, self.device, lam, self.group)
         state["step"] += 1
         self.sums.add(metrics, state["step"])
         if state["step"] % config.log_every == 0:
             self.sums.check(self._kept())  # the only host sync between epochs
-            values = {f"train/{k}": v.item() for k, v in metrics.items()}
-            self._emit(values | {"lambda_e": lam}, state["step"])
+            values = {f"train/{k}": v.item() for k, v in metrics.items()} | {"lambda_e": lam}
+            if config.lr_decay > 0:
+                values["learning_rate"] = rate
+            self._emit(values, state["step"])
 
     def stop_requested(self, stop: _StopRequest) -> bool:
         """A stop request, agreed by every rank (asked every `log_every` steps when several)."""
@@ -486,12 +492,15 @@ def _fingerprint(
     classifier: AttributeClassifier,
     group: Group,
 ) -> dict[str, Any]:
-    """What must match for a checkpoint to be resumed (n_epochs may grow; the device and the
-    memory format may change; the number of processes may not: each has its own RNG state).
+    """What must match for a checkpoint to be resumed (n_epochs may grow, unless the rate
+    decays over the run's steps; the device and the memory format may change; the number of
+    processes may not: each has its own RNG state).
 
     The data is identified by its table and metadata, the judge by a digest of its weights.
     """
-    free = ("n_epochs", "device", "memory_format", "nproc", "data_on_device")
+    free = {"n_epochs", "device", "memory_format", "nproc", "data_on_device"}
+    if config.lr_decay > 0:  # the decay's steps depend on the run's length
+        free.remove("n_epochs")
     settings = {k: v for k, v in to_dict(config).items() if k not in free}
     judge = hashlib.sha256()
     for tensor in classifier.state_dict().values():
