@@ -100,6 +100,7 @@ def _configs(shape: Shape, precision: str, memory_format: str, batch_size: int) 
         flip=True,
         ema_decay=0.0,
         lr_decay=0.0,
+        selection="best_swap",
         valid_size=0,
         log_every=LOG_EVERY,
         precision=precision,

@@ -30,7 +30,7 @@ def main(
     from fader.model.networks import ModelConfig
     from fader.train import distributed
     from fader.train.config import TrainConfig
-    from fader.train.trainer import BEST_SWAP, train_fader
+    from fader.train.trainer import BEST_SWAP, FINAL, train_fader
 
     all_params = _common.Params(params)
     seed = all_params.seed
@@ -68,13 +68,17 @@ def main(
         distributed.leave()
     if not group.is_main:
         return
-    io.copy_file(checkpoints / BEST_SWAP, out)
     history = {r["epoch"]: r for r in result["history"]}
+    if config.selection == "best_swap":
+        selected, epoch = BEST_SWAP, result["best_swap_epoch"]
+    else:
+        selected, epoch = FINAL, result["history"][-1]["epoch"]
+    io.copy_file(checkpoints / selected, out)
     io.write_json(
         metrics,
         {
-            "selected_epoch": result["best_swap_epoch"],
-            "selected": history[result["best_swap_epoch"]],
+            "selected_epoch": epoch,
+            "selected": history[epoch],
             "best_recon_epoch": result["best_recon_epoch"],
             "last": result["history"][-1],
         },

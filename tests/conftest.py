@@ -75,6 +75,7 @@ TEST_DEFAULTS: dict[type, dict[str, Any]] = {
         "flip": True,
         "ema_decay": 0.0,
         "lr_decay": 0.0,
+        "selection": "best_swap",
         "valid_size": 0,
         "log_every": 50,
         "precision": "fp32",

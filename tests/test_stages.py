@@ -45,7 +45,8 @@ from fader.model import checkpoint
 from fader.report.curves import read_curves
 from fader.report.grids import GUTTER
 from fader.report.render import interpolation_file
-from fader.train.trainer import BEST_RECON, BEST_SWAP, LAST
+from fader.train import trainer
+from fader.train.trainer import BEST_RECON, BEST_SWAP, FINAL, LAST
 from stages.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -295,6 +296,25 @@ def test_preprocess_packs_the_selected_attributes(
     assert meta["counts"] == table["split"].value_counts().to_dict()
 
 
+def test_the_last_epoch_is_kept_instead_without_training_again(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """selection: last keeps final.pt; the rule is not part of what a resume must match, so
+    the finished run's checkpoints are reused as they are."""
+    checkpoints = tmp_path / option("train_fader", "--checkpoints")
+    shutil.copytree(pipeline.path("train_fader", "--checkpoints"), checkpoints)
+    monkeypatch.setattr(trainer, "autoencoder_step", None)  # any training step would fail
+    params = write_params(tmp_path / "params.yaml", {"train_fader": {"selection": "last"}})
+    check_ok(invoke(*pipeline.command("train_fader", tmp_path, params)))
+    selected = tmp_path / option("train_fader", "--out")
+    assert selected.read_bytes() == (checkpoints / FINAL).read_bytes()
+    metrics = read_json(tmp_path / option("train_fader", "--metrics"))
+    assert metrics["selected_epoch"] == metrics["last"]["epoch"] == TINY["train_fader"]["n_epochs"]
+    final = checkpoint.load(checkpoints / FINAL, "fader")["state"]
+    last = checkpoint.load(checkpoints / LAST, "fader_training")["nets"]["autoencoder"]
+    assert all(torch.equal(final[k], last[k]) for k in final)
+
+
 def test_classifier_checkpoint_and_metrics(pipeline: Pipeline, attributes: list[str]) -> None:
     _, judged = checkpoint.load_network(pipeline.path("train_classifier", "--out"), "classifier")
     assert judged == attributes
@@ -307,7 +327,7 @@ def test_classifier_checkpoint_and_metrics(pipeline: Pipeline, attributes: list[
 
 def test_fader_checkpoints_metrics_and_curves(pipeline: Pipeline, attributes: list[str]) -> None:
     folder = pipeline.path("train_fader", "--checkpoints")
-    assert {p.name for p in folder.iterdir()} >= {LAST, BEST_RECON, BEST_SWAP}
+    assert {p.name for p in folder.iterdir()} >= {LAST, BEST_RECON, BEST_SWAP, FINAL}
     selected = pipeline.path("train_fader", "--out")
     assert selected.read_bytes() == (folder / BEST_SWAP).read_bytes()
     autoencoder, edited = checkpoint.load_network(selected, "fader")
@@ -639,7 +659,7 @@ def test_two_processes_train_once_and_resume_after_kill_9(
     saved = checkpoint.load(last, "fader_training")
     assert len(saved["rng"]) == 2 and saved["fingerprint"]["processes"] == 2  # both ranks'
     folder = out / option("train_fader", "--checkpoints")
-    assert sorted(p.name for p in folder.iterdir()) == sorted([LAST, BEST_RECON, BEST_SWAP])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([LAST, BEST_RECON, BEST_SWAP, FINAL])
     live = out / option("train_fader", "--live")
     curves = read_curves(live)
     steps = curves["train/recon_loss"]["step"].tolist()

@@ -41,6 +41,9 @@ class TrainConfig:
     # Not in the paper: the final fraction of the run's steps over which both learning rates
     # fall linearly to 0 (fader.train.losses.learning_rate); 0 = the paper's constant rate
     lr_decay: Annotated[float, pydantic.Field(ge=0, lt=1)]
+    # the model the stage keeps: best_swap (the highest mean validation swap accuracy, ties
+    # broken by the lower MSE) or last (the final epoch: with a decaying rate, the most settled)
+    selection: Literal["best_swap", "last"]
     valid_size: NonNegativeInt  # validation images per epoch; 0 = the whole split
     log_every: AtLeastOne  # steps between logged training metrics (and host syncs)
     # fp32 (the paper), bf16 autocast, fp16 autocast with loss scaling (CUDA), or auto: bf16

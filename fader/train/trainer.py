@@ -44,6 +44,7 @@ from fader.train.steps import (
 log = logging.getLogger(__name__)
 
 LAST, BEST_RECON, BEST_SWAP = "last.pt", "best_recon.pt", "best_swap.pt"
+FINAL = "final.pt"  # the latest epoch's model
 VALID_BATCH_SIZE = 128  # validation has no gradients: larger batches are faster, results the same
 
 #: Receives a flat dict of metrics and the autoencoder step they belong to (e.g. DVCLive).
@@ -374,6 +375,7 @@ class _Run:
             checkpoint.save(self.checkpoint_dir / BEST_RECON, payload)
         if _best(history)["best_swap_epoch"] == self.state["epoch"]:
             checkpoint.save(self.checkpoint_dir / BEST_SWAP, payload)
+        checkpoint.save(self.checkpoint_dir / FINAL, payload)
 
     def _resume(self) -> None:
         """Restore `last.pt` when it was made with these settings (every rank reads it)."""
@@ -493,12 +495,12 @@ def _fingerprint(
     group: Group,
 ) -> dict[str, Any]:
     """What must match for a checkpoint to be resumed (n_epochs may grow, unless the rate
-    decays over the run's steps; the device and the memory format may change; the number of
-    processes may not: each has its own RNG state).
+    decays over the run's steps; the device, the memory format and the selection rule may
+    change; the number of processes may not: each has its own RNG state).
 
     The data is identified by its table and metadata, the judge by a digest of its weights.
     """
-    free = {"n_epochs", "device", "memory_format", "nproc", "data_on_device"}
+    free = {"n_epochs", "device", "memory_format", "nproc", "data_on_device", "selection"}
     if config.lr_decay > 0:  # the decay's steps depend on the run's length
         free.remove("n_epochs")
     settings = {k: v for k, v in to_dict(config).items() if k not in free}
@@ -516,7 +518,8 @@ def _fingerprint(
 
 
 def _best(history: list[dict[str, float]]) -> dict[str, int]:
-    """The selection rule: highest mean swap accuracy, ties broken by lower reconstruction."""
+    """The best epochs: the highest mean swap accuracy (ties: the lower reconstruction), and
+    the lowest reconstruction."""
     swap = max(history, key=lambda r: (r["valid/swap_accuracy/mean"], -r["valid/recon_mse"]))
     recon = min(history, key=lambda r: r["valid/recon_mse"])
     return {"best_swap_epoch": int(swap["epoch"]), "best_recon_epoch": int(recon["epoch"])}
