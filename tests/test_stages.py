@@ -228,6 +228,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     """
     root = tmp_path_factory.mktemp("pipeline")
     params = write_params(root / "params.yaml")
+    sweeps = option("render", "--tradeoff")  # committed sweep results that the render draws
+    shutil.copytree(REPO / sweeps, root / sweeps)
     results: dict[str, Result] = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
@@ -264,6 +266,10 @@ def test_stage_writes_its_outputs(pipeline: Pipeline, stage: str) -> None:
 def test_top_level_plots_are_rendered(pipeline: Pipeline) -> None:
     attributes = yaml.safe_load((REPO / "params.yaml").read_text())["data"]["attributes"]
     for plot in DVC_YAML["plots"]:
+        if isinstance(plot, dict):  # a data plot of committed files (the λ_E sweep)
+            (definition,) = plot.values()
+            assert all((pipeline.root / file).is_file() for file in definition["y"]), plot
+            continue
         path = pipeline.root / plot
         if plot.endswith("/interpolation"):  # a folder: one grid per attribute
             assert sorted(p.name for p in path.iterdir()) == sorted(f"{a}.png" for a in attributes)
@@ -393,10 +399,12 @@ def test_render_folder(pipeline: Pipeline, attributes: list[str]) -> None:
     expected["multi_swaps.png"] = 2 + len(params["render"]["multi_swaps"])
     for name, cols in expected.items():
         assert png_size(folder / name) == grid_size(rows, cols, cell), name
-    assert (folder / "curves.png").is_file() and (folder / "swap_curve.png").is_file()
+    curves = ("curves.png", "swap_curve.png", "tradeoff.png")
+    assert all((folder / name).is_file() for name in curves)
 
     page = (folder / "index.html").read_text()
-    assert page.count("<img ") == page.count('src="data:image/png;base64,') == len(expected) + 2
+    images = len(expected) + len(curves)
+    assert page.count("<img ") == page.count('src="data:image/png;base64,') == images
     for stage in ("train_classifier", "train_fader", "evaluate"):
         assert f"<h3>{stage}</h3>" in page  # the metrics tables
     for name in attributes:  # the summary: a row per attribute
