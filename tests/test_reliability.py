@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_stages import FAST_STAGES, command, write_params
+from tests.test_stages import FAST_STAGES, add_committed_inputs, command, write_params
 
 pytestmark = pytest.mark.reliability
 
@@ -101,6 +101,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
     """Every fast stage run once without interruption: the outputs and how long each took."""
     root = tmp_path_factory.mktemp("reference")
     params = write_params(root / "params.yaml")
+    add_committed_inputs(root)
     durations = {stage: finish(stage, root, params) for stage in FAST_STAGES}
     return root, params, durations
 

@@ -125,6 +125,13 @@ def option(stage: str, flag: str) -> str:
     return words[words.index(flag) + 1]
 
 
+def add_committed_inputs(root: Path) -> None:
+    """The committed files a stage reads that no stage writes: the λ_E sweep's results, which
+    the render stage draws."""
+    sweeps = option("render", "--tradeoff")
+    shutil.copytree(REPO / sweeps, root / sweeps)
+
+
 def command(stage: str, inputs: Path, outputs: Path, params: Path, **paths: Path) -> list[str]:
     """dvc.yaml's command line of `stage`, without `fader`, its paths rebased.
 
@@ -228,8 +235,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     """
     root = tmp_path_factory.mktemp("pipeline")
     params = write_params(root / "params.yaml")
-    sweeps = option("render", "--tradeoff")  # committed sweep results that the render draws
-    shutil.copytree(REPO / sweeps, root / sweeps)
+    add_committed_inputs(root)
     results: dict[str, Result] = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
