@@ -136,8 +136,9 @@ class FaderNetworks:
 
     def set_learning_rate(self, rate: float) -> None:
         """Every optimizer's step size (the autoencoder's, the discriminators')."""
-        for optimizer in (self.ae_optimizer, self.dis_optimizer, self.patch_optimizer):
-            for group in optimizer.param_groups if optimizer is not None else ():
+        optimizers = (self.ae_optimizer, self.dis_optimizer, self.patch_optimizer)
+        for optimizer in filter(None, optimizers):
+            for group in optimizer.param_groups:
                 group["lr"] = rate
 
     def layout(self, x: torch.Tensor) -> torch.Tensor:
