@@ -94,6 +94,7 @@ def _configs(shape: Shape, precision: str, memory_format: str, batch_size: int) 
         lambda_max=1e-4,
         lambda_schedule=500_000,
         clip_grad_norm=5.0,
+        dis_steps=1,
         epoch_size=50_000,
         n_epochs=1,
         recon_loss="mse",

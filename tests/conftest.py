@@ -68,6 +68,7 @@ TEST_DEFAULTS: dict[type, dict[str, Any]] = {
         "lambda_max": 1e-4,
         "lambda_schedule": 500_000,
         "clip_grad_norm": 5.0,
+        "dis_steps": 1,
         "epoch_size": 50_000,
         "n_epochs": 1000,
         "recon_loss": "mse",

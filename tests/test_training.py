@@ -275,6 +275,7 @@ def test_a_decaying_rate_is_logged_reaches_the_optimizers_and_fixes_the_length(
         ({"batch_size": 0}, "batch_size"),
         ({"lambda_schedule": -5}, "lambda_schedule"),
         ({"lr_decay": 1.0}, r"lr_decay\s+Input should be less than 1"),
+        ({"dis_steps": 0}, r"dis_steps\s+Input should be greater than or equal to 1"),
     ],
 )
 def test_bad_training_parameters(overrides: dict, message: str) -> None:
@@ -300,6 +301,26 @@ def test_ablation_losses_and_patch_discriminator_train(
     assert expected != pytest.approx(F.mse_loss(x_hat, x).item())
     recon = autoencoder_step(nets, x, y, 0.0, config)["recon_loss"].item()
     assert recon == pytest.approx(expected)
+
+
+def test_more_discriminator_steps_each_draw_their_own_batch(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dis_steps (the official code's n_lat_dis): that many discriminator steps per autoencoder
+    step, each on a batch of its own, so the run trains differently."""
+    calls: list[str] = []
+    for name in ("_sample", "discriminator_step", "autoencoder_step"):
+
+        def recording(*args, name=name, original=getattr(trainer, name), **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(trainer, name, recording)
+    twice = run(prepared, tmp_path / "twice", replace(CONFIG, n_epochs=1, dis_steps=2))
+    one_iteration = ["_sample", "discriminator_step"] * 2 + ["_sample", "autoencoder_step"]
+    assert calls == one_iteration * CONFIG.steps_per_epoch
+    once = run(prepared, tmp_path / "once", replace(CONFIG, n_epochs=1))
+    assert twice["history"] != once["history"]
 
 
 def test_training_on_batches_gathered_on_the_device_is_the_same(

@@ -30,6 +30,9 @@ class TrainConfig:
     lambda_max: LambdaE  # λ_E after the schedule
     lambda_schedule: NonNegativeInt  # autoencoder steps over which λ_E rises from 0
     clip_grad_norm: Positive
+    # latent discriminator steps per autoencoder step, each on its own batch: the official
+    # code's n_lat_dis (1, as in the paper); more gives the adversary the upper hand
+    dis_steps: AtLeastOne
     epoch_size: AtLeastOne  # images per epoch, as in the official code
     n_epochs: AtLeastOne
     recon_loss: Literal["mse", "mae", "huber"]  # the paper's MSE, or the ablation report's

@@ -1,7 +1,7 @@
 """Training the Fader network: Sections 3, 4 and 5.1 of the paper, the official train.py loop.
 
-One iteration is a latent-discriminator step on one batch, then an autoencoder step on another
-batch (every step draws its own batch; `fader.train.steps`). Horizontal flips with p = 0.5. At
+One iteration is a latent-discriminator step on one batch (`dis_steps` of them, each on its own),
+then an autoencoder step on another batch (`fader.train.steps`). Horizontal flips with p = 0.5. At
 the end of each epoch the validation split gives the reconstruction MSE, the latent
 discriminator's accuracy and the classifier-judged swap accuracy (Section 4, model selection);
 checkpoints keep the last state (resumable exactly) and the best model by each criterion.
@@ -449,10 +449,11 @@ def _iteration(
     lam: float,
     group: Group = SINGLE,
 ) -> StepMetrics:
-    """One iteration: a discriminator step (and the PatchGAN's), then an autoencoder step, each
-    on its own batch."""
-    x, y = _sample(train, config.batch_size, sampler, device, group)
-    metrics = discriminator_step(nets, x, y, config.clip_grad_norm)
+    """One iteration: `dis_steps` discriminator steps (and one of the PatchGAN's), then an
+    autoencoder step, each on its own batch. The discriminator's metrics are its last step's."""
+    for _ in range(config.dis_steps):
+        x, y = _sample(train, config.batch_size, sampler, device, group)
+        metrics = discriminator_step(nets, x, y, config.clip_grad_norm)
     if nets.patch is not None:
         metrics |= patch_step(nets, x, y, config.clip_grad_norm)
     x, y = _sample(train, config.batch_size, sampler, device, group)
