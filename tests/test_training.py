@@ -323,6 +323,33 @@ def test_more_discriminator_steps_each_draw_their_own_batch(
     assert twice["history"] != once["history"]
 
 
+def test_a_swap_classifier_trains_on_real_images_and_judges_swapped_decodings(
+    prepared: Path, tmp_path: Path
+) -> None:
+    """swap_clf_weight > 0 (the official code's clf_dis; not in the paper): a classifier learns
+    y on real batches, and the autoencoder pays its cross-entropy on D(E(x), 1 - y) toward 1 - y."""
+    config = replace(CONFIG, n_epochs=1, swap_clf_weight=0.5, swap_clf_init_fm=4, swap_clf_max_fm=8)
+    result = run(prepared, tmp_path / "clf", config)
+    assert {"train_epoch/swap_clf_loss", "train_epoch/swap_adv_loss"} <= set(result["history"][0])
+    assert (
+        result["history"]
+        != run(prepared, tmp_path / "paper", replace(CONFIG, n_epochs=1))["history"]
+    )
+    assert "swap_classifier" in torch.load(tmp_path / "clf" / LAST, weights_only=True)["nets"]
+    # the autoencoder step's term is that classifier's BCE on the swapped decoding
+    torch.manual_seed(0)
+    nets = FaderNetworks.build(MODEL, config, torch.device("cpu"))
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    y = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    assert nets.swap_classifier is not None
+    with torch.no_grad():
+        swapped = nets.autoencoder.train().decode(nets.autoencoder.encode(x), 1 - y)
+        logits = nets.swap_classifier.eval()(swapped)
+    expected = F.binary_cross_entropy_with_logits(logits, 1 - y).item()
+    metrics = autoencoder_step(nets, x, y, 0.0, config)
+    assert metrics["swap_adv_loss"].item() == pytest.approx(expected, rel=1e-5)
+
+
 def test_training_on_batches_gathered_on_the_device_is_the_same(
     prepared: Path, tmp_path: Path
 ) -> None:

@@ -37,6 +37,13 @@ class TrainConfig:
     n_epochs: AtLeastOne
     recon_loss: Literal["mse", "mae", "huber"]  # the paper's MSE, or the ablation report's
     patch_weight: NonNegative  # weight of the optional PatchGAN term on reconstructions
+    # Not in the paper (the official code's optional clf_dis, AttGAN's attribute loss): weight of
+    # a classifier's cross-entropy on decodings with the attributes swapped (1 - y), toward the
+    # swapped values. That classifier trains alongside on the real batches, from scratch; it is
+    # never the judge. 0 = the paper. Its width: swap_clf_init_fm, swap_clf_max_fm.
+    swap_clf_weight: NonNegative
+    swap_clf_init_fm: AtLeastOne
+    swap_clf_max_fm: AtLeastOne
     flip: bool  # horizontal flips with p = 0.5 (Section 5.1)
     # Not in the paper: validate, select and save an exponential moving average of the
     # autoencoder's weights (and BatchNorm statistics), decay per step; 0 = the paper's weights

@@ -21,7 +21,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from fader.model.networks import AutoEncoder, LatentDiscriminator, ModelConfig, PatchDiscriminator
+from fader.model.networks import (
+    AttributeClassifier,
+    AutoEncoder,
+    ClassifierConfig,
+    LatentDiscriminator,
+    ModelConfig,
+    PatchDiscriminator,
+)
 from fader.train.config import TrainConfig
 from fader.train.distributed import SINGLE, Group
 from fader.train.losses import attribute_cross_entropy, reconstruction_loss
@@ -64,6 +71,8 @@ class FaderNetworks:
     memory_format: torch.memory_format = torch.contiguous_format
     patch: PatchDiscriminator | None = None
     patch_optimizer: torch.optim.Adam | None = None
+    swap_classifier: AttributeClassifier | None = None
+    swap_classifier_optimizer: torch.optim.Adam | None = None
     ema: AveragedModel | None = None
 
     @classmethod
@@ -75,6 +84,10 @@ class FaderNetworks:
         if group.distributed and config.patch_weight > 0:
             raise ValueError(
                 "the PatchGAN ablation (patch_weight > 0) trains in one process: set nproc 1"
+            )
+        if group.distributed and config.swap_clf_weight > 0:
+            raise ValueError(
+                "the swap classifier (swap_clf_weight > 0) trains in one process: set nproc 1"
             )
         if config.sync_batchnorm and device.type != "cuda":
             raise ValueError(f"sync_batchnorm needs CUDA (SyncBatchNorm), not {device}")
@@ -96,6 +109,16 @@ class FaderNetworks:
         patch = None
         if config.patch_weight > 0:
             patch = PatchDiscriminator(model).to(device, memory_format=memory_format)
+        swap_classifier = None
+        if config.swap_clf_weight > 0:
+            shape = ClassifierConfig(
+                img_size=model.img_size,
+                n_attr=model.n_attr,
+                init_fm=config.swap_clf_init_fm,
+                max_fm=config.swap_clf_max_fm,
+                dropout=0.0,
+            )
+            swap_classifier = AttributeClassifier(shape).to(device, memory_format=memory_format)
         ema = None
         if config.ema_decay > 0:
             average = get_ema_multi_avg_fn(config.ema_decay)
@@ -111,6 +134,8 @@ class FaderNetworks:
             memory_format,
             patch,
             adam(patch) if patch is not None else None,
+            swap_classifier,
+            adam(swap_classifier) if swap_classifier is not None else None,
             ema,
         )
 
@@ -129,6 +154,8 @@ class FaderNetworks:
             "dis_optimizer": self.dis_optimizer,
             "patch": self.patch,
             "patch_optimizer": self.patch_optimizer,
+            "swap_classifier": self.swap_classifier,
+            "swap_classifier_optimizer": self.swap_classifier_optimizer,
             "loss_scaler": self.precision.scaler,
             "ema": self.ema,
         }
@@ -136,7 +163,12 @@ class FaderNetworks:
 
     def set_learning_rate(self, rate: float) -> None:
         """Every optimizer's step size (the autoencoder's, the discriminators')."""
-        optimizers = (self.ae_optimizer, self.dis_optimizer, self.patch_optimizer)
+        optimizers = (
+            self.ae_optimizer,
+            self.dis_optimizer,
+            self.patch_optimizer,
+            self.swap_classifier_optimizer,
+        )
         for optimizer in filter(None, optimizers):
             for group in optimizer.param_groups:
                 group["lr"] = rate
@@ -211,10 +243,27 @@ def patch_step(nets: FaderNetworks, x: torch.Tensor, y: torch.Tensor, clip: floa
     return {"patch_loss": loss.detach()}
 
 
+def swap_classifier_step(
+    nets: FaderNetworks, x: torch.Tensor, y: torch.Tensor, clip: float
+) -> StepMetrics:
+    """Train the optional swap classifier to predict y from real images (the official code's
+    clf_dis_step; not in the paper): binary cross-entropy per attribute."""
+    assert nets.swap_classifier is not None and nets.swap_classifier_optimizer is not None
+    x = nets.layout(x)
+    nets.swap_classifier.train()
+    with nets.precision.autocast():
+        loss = F.binary_cross_entropy_with_logits(nets.swap_classifier(x).float(), y)
+    nets.precision.minimize(
+        loss, nets.swap_classifier_optimizer, nets.swap_classifier.parameters(), clip
+    )
+    return {"swap_clf_loss": loss.detach()}
+
+
 def autoencoder_step(
     nets: FaderNetworks, x: torch.Tensor, y: torch.Tensor, lambda_e: float, config: TrainConfig
 ) -> StepMetrics:
-    """Train E and D: reconstruction + λ_E · -log P_dis(1 - y | E(x)) (Section 3.3).
+    """Train E and D: reconstruction + λ_E · -log P_dis(1 - y | E(x)) (Section 3.3), plus the
+    optional PatchGAN and swap-classifier terms (not in the paper).
 
     The discriminators only pass gradients back to the autoencoder: their own parameter
     gradients, which the official code computes and the next discriminator step discards, are
@@ -223,7 +272,7 @@ def autoencoder_step(
     x = nets.layout(x)
     nets.autoencoder.train()
     nets.discriminator.eval()
-    with _frozen(nets.discriminator, nets.patch), nets.precision.autocast():
+    with _frozen(nets.discriminator, nets.patch, nets.swap_classifier), nets.precision.autocast():
         # encode / decode
         features, x_hat = nets.reconstruct(x, y)
         x_hat = x_hat.float()
@@ -238,6 +287,15 @@ def autoencoder_step(
             patch_loss = F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
             loss = loss + config.patch_weight * patch_loss
             metrics["patch_adv_loss"] = patch_loss.detach()
+        if nets.swap_classifier is not None:
+            # decode with every attribute swapped; the classifier should see the swapped values
+            nets.swap_classifier.eval()
+            swapped = nets.autoencoder.decode(features, 1 - y)
+            swap_loss = F.binary_cross_entropy_with_logits(
+                nets.swap_classifier(swapped).float(), 1 - y
+            )
+            loss = loss + config.swap_clf_weight * swap_loss
+            metrics["swap_adv_loss"] = swap_loss.detach()
     # optimize
     nets.precision.minimize(
         loss, nets.ae_optimizer, nets.autoencoder.parameters(), config.clip_grad_norm

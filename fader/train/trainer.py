@@ -39,6 +39,7 @@ from fader.train.steps import (
     autoencoder_step,
     discriminator_step,
     patch_step,
+    swap_classifier_step,
 )
 
 log = logging.getLogger(__name__)
@@ -449,13 +450,16 @@ def _iteration(
     lam: float,
     group: Group = SINGLE,
 ) -> StepMetrics:
-    """One iteration: `dis_steps` discriminator steps (and one of the PatchGAN's), then an
-    autoencoder step, each on its own batch. The discriminator's metrics are its last step's."""
+    """One iteration: `dis_steps` discriminator steps (then the PatchGAN's and the swap
+    classifier's, on the last one's batch), then an autoencoder step, each on its own batch.
+    The discriminator's metrics are its last step's."""
     for _ in range(config.dis_steps):
         x, y = _sample(train, config.batch_size, sampler, device, group)
         metrics = discriminator_step(nets, x, y, config.clip_grad_norm)
     if nets.patch is not None:
         metrics |= patch_step(nets, x, y, config.clip_grad_norm)
+    if nets.swap_classifier is not None:
+        metrics |= swap_classifier_step(nets, x, y, config.clip_grad_norm)
     x, y = _sample(train, config.batch_size, sampler, device, group)
     return metrics | autoencoder_step(nets, x, y, lam, config)
 
