@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The paper's trade-off on real faces (Sec. 3: a large λ_E blurs, a small one barely swaps): the
 # CelebA recipe (experiments/celeba.sh) at several λ_E, and at a few λ_E the official code's
-# settings (its learning rate 2e-4, λ_E reached over 2,000 steps, 4,000 iterations in fp32; the
-# recipe already has its width). One queued experiment per point; then
+# settings (its 64 px shape: the 2x2 latent at the recipe's width, learning rate 2e-4, λ_E reached
+# over 2,000 steps, 4,000 iterations in fp32, none of the recipe's additions). One queued
+# experiment per point; then
 # `python experiments/tradeoff.py` writes metrics/tradeoff/*.json, which `dvc plots show` and the
 # report draw as reconstruction MSE against the flip accuracy at α = 1.
 #
@@ -22,7 +23,9 @@ done
 for lambda in ${OFFICIAL_LAMBDAS-0.0001 0.001 0.005}; do
   EXP_NAME="celeba-tradeoff-official-$lambda" bash experiments/celeba.sh \
     -S "train_fader.lambda_max=$lambda" -S train_fader.learning_rate=0.0002 \
-    -S train_fader.lambda_schedule=2000 -S train_fader.n_epochs=8 -S train_fader.precision=fp32 \
+    -S train_fader.lambda_schedule=2000 -S model.n_layers=5 -S train_fader.swap_clf_weight=0 \
+    -S train_fader.epoch_size=16000 -S train_fader.n_epochs=8 -S train_fader.lr_decay=0 \
+    -S train_fader.selection=best_swap -S train_fader.precision=fp32 \
     -S evaluate.fid_images=0 "$@"
 done
 dvc queue status
