@@ -309,13 +309,18 @@ def test_more_discriminator_steps_each_draw_their_own_batch(
     """dis_steps (the official code's n_lat_dis): that many discriminator steps per autoencoder
     step, each on a batch of its own, so the run trains differently."""
     calls: list[str] = []
-    for name in ("_sample", "discriminator_step", "autoencoder_step"):
 
-        def recording(*args, name=name, original=getattr(trainer, name), **kwargs):
+    def recording(name: str):
+        original = getattr(trainer, name)
+
+        def call(*args, **kwargs):
             calls.append(name)
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(trainer, name, recording)
+        return call
+
+    for name in ("_sample", "discriminator_step", "autoencoder_step"):
+        monkeypatch.setattr(trainer, name, recording(name))
     twice = run(prepared, tmp_path / "twice", replace(CONFIG, n_epochs=1, dis_steps=2))
     one_iteration = ["_sample", "discriminator_step"] * 2 + ["_sample", "autoencoder_step"]
     assert calls == one_iteration * CONFIG.steps_per_epoch
