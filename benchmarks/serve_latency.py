@@ -9,7 +9,7 @@ the same whatever they are) on example photos prepared from synthetic faces. Hea
 `--moves` times; each move is timed in the page from the slider's `input` event to the `load`
 event of the new image, so the time includes the request, the decode, the PNG and the drawing.
 With `--screenshot`, the page of the committed default model (`models/fader.pt`, examples from
-`data/prepared`) is captured after one move, for the README.
+`data/prepared`) is captured after one move, for docs/editing.md.
 """
 
 from __future__ import annotations

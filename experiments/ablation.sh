@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The ablation report's study on the default data, as DVC experiments (see README, "Experiments").
+# The ablation report's study on the default data, as DVC experiments (see docs/experiments.md).
 #
 #   bash experiments/ablation.sh     # queue them (nothing runs yet)
 #   dvc queue start -j 1             # run them one after another; `dvc queue status` to follow
 #   (OMP_NUM_THREADS=1 dvc queue start -j 2 runs two at once, one thread each: faster on 2 cores)
-#   dvc exp show --md --only-changed # compare; see README for the columns of the ablation table
+#   dvc exp show --md --only-changed # compare; docs/experiments.md explains the ablation table
 #
 # The committed default (params.yaml, the workspace row of `dvc exp show`) is the baseline; each
 # queued run changes one knob, so only train_fader, evaluate and render re-run (preprocessing and

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real faces: the recipe for CelebA (a full copy, or a part such as ../shared/celeba-mini) as one
 # DVC experiment. Every setting below is the default pipeline's unless listed here; each is
-# explained where it is set. README ("Real faces: the CelebA recipe") reports what it reaches.
+# explained where it is set. docs/real-faces.md reports what it reaches.
 #
 #   CELEBA_DIR=/path bash experiments/celeba.sh           # queue it (dvc queue start runs it)
 #   CELEBA_DIR=/path bash experiments/celeba.sh --run     # run it now in the workspace
@@ -34,7 +34,7 @@ settings=(
   # 32, max_fm 512: 4x the default's parameters), which real faces need to reconstruct well.
   # The paper's 2x2 latent (one layer more) reconstructs no better than MSE 0.022 on celeba-mini
   # in this time; the 4x4 one reaches 0.016 but keeps enough of the face that alpha = 1 flips
-  # only 81 / 89 % without the swap classifier below (README, levers)
+  # only 81 / 89 % without the swap classifier below (docs/real-faces.md, levers)
   -S "model.n_layers=$n_layers" -S model.init_fm=32 -S model.max_fm=512
   # the judge: wider and longer than the synthetic default's, real faces are harder
   -S train_classifier.init_fm=32 -S train_classifier.max_fm=256
@@ -46,13 +46,14 @@ settings=(
   # not in the paper (the official code's optional clf_dis, AttGAN's attribute loss): a small
   # classifier learns Male, Smiling, ... on the real batches, and the decoder pays its
   # cross-entropy on faces decoded with the attributes swapped: the lever that makes alpha = 1
-  # flip through a 4x4 latent (81 -> 9x % Male on celeba-mini, README); it is not the judge
+  # flip through a 4x4 latent (81 -> 9x % Male on celeba-mini, docs/real-faces.md); it is not
+  # the judge
   -S train_fader.swap_clf_weight=0.01
   # 4,000 iterations, as many as the official code's run, in less time on a 2-core CPU: our bf16
-  # step with the swap classifier's extra decoding is faster than its fp32 one (README)
+  # step with the swap classifier's extra decoding is faster than its fp32 one (docs/real-faces.md)
   -S train_fader.epoch_size=16000 -S train_fader.n_epochs=8
   # not in the paper: both rates fall linearly to 0 over the last half of the steps; on
-  # celeba-mini this lowered the test MSE by 10 % and raised both flips (README)
+  # celeba-mini this lowered the test MSE by 10 % and raised both flips (docs/real-faces.md)
   -S train_fader.lr_decay=0.5
   # ... so the last epoch is the one to keep (the best validation swap can fall on an earlier,
   # less settled epoch: with the 2x2 latent, epoch 11 of 12, MSE 0.0241 against the last's 0.0232)

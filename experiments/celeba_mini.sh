@@ -2,7 +2,7 @@
 # Real faces on a CPU in about 30 minutes: ../shared/celeba-mini (5,000 aligned CelebA images at
 # 89x109, all in the official train split, hence a random 80/10/10 split) at 64 px, with the
 # default model and λ_E up to 0.01: real faces need a stronger adversary than the synthetic
-# default's 0.002 (glasses swapped 64 % vs 48 %). README reports what it reached.
+# default's 0.002 (glasses swapped 64 % vs 48 %). docs/real-faces.md reports what it reached.
 #
 #   bash experiments/celeba_mini.sh          # queue it (dvc queue start runs it)
 #   bash experiments/celeba_mini.sh --run    # run it now in the workspace

@@ -173,7 +173,7 @@ def unalign(face: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.
 
 @pytest.mark.celeba
 def test_alignment_recovers_celeba_framing_of_unaligned_faces(shared_celeba: Path) -> None:
-    """Thresholds from the measured spread on 60 faces (metrics/align_template.json, README):
+    """Thresholds from the measured spread on 60 faces (align_template.json, docs/editing.md):
     the original's landmarks land 0.80 px on average (largest 3.2 px) from where aligning the
     original puts them, and the frame's corners 7.6 px on average from CelebA's own framing."""
     rng = np.random.default_rng(0)

@@ -2,7 +2,7 @@
 where an uninterrupted run ends, and leaves no partial file behind.
 
     pytest -m reliability                      # 5 kills per stage (CI)
-    FADER_KILLS=20 pytest -m reliability       # the slow run (README)
+    FADER_KILLS=20 pytest -m reliability       # the slow run (docs/reliability.md)
 
 Each stage runs as `python -m stages.cli ...` in its own process on the tiny configuration of
 tests/test_stages.py, with one thread (a given thread count is bit-for-bit reproducible).
@@ -135,7 +135,7 @@ def test_killed_anywhere_the_stage_ends_as_an_uninterrupted_run(
     assert killed >= KILLS // 2, f"only {killed} of {KILLS} runs were still going when killed"
     assert fingerprint(root, stage) == fingerprint(source, stage)
     assert leftovers(root) == []
-    # and the report of it: how many kills landed, for the README's table
+    # and the report of it: how many kills landed, for the table in docs/reliability.md
     print(f"\n{stage}: {killed} kills, resumed identically, 0 partial files")
 
 

@@ -63,7 +63,7 @@ ALIGNED_SIZE = celeba.CELEBA_SIZE
 #: The second pass detects the landmarks again on the face warped upright at this multiple of
 #: the aligned size: MTCNN's landmarks depend on the face's pose and size in the photo, and
 #: measured on un-aligned celeba-mini faces the second pass halves how far the result moves
-#: with the photo's rotation and scale (README, "Editing your own photos").
+#: with the photo's rotation and scale (docs/editing.md, "Alignment accuracy").
 REFINE_SCALE = 2
 
 

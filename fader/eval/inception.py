@@ -195,7 +195,7 @@ def build_inception(weights: str | Path, device: torch.device | str) -> FIDIncep
     `weights` is a file written by `fetch_inception_weights()` (or pytorch-fid's own `.pth`).
     Nothing is downloaded. The weights are laid out channels_last, as `fid.inception_activations`
     feeds the images: oneDNN's fastest layout, 1.65x the images/s of the default one on a
-    2-core CPU with the same features (to 1e-6; benchmarks in the README).
+    2-core CPU with the same features (to 1e-6; docs/benchmarks.md).
     """
     state = torch.load(weights, map_location="cpu", weights_only=True)
     net = inception_architecture()
