@@ -4,6 +4,7 @@ command line starts without torch."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -12,32 +13,43 @@ from pathlib import Path
 import pytest
 import yaml
 
+import fader
 from tests.conftest import ROOT, load_script
 
 deps = load_script(".ci/deps.py")
 
-#: Layers of the library (fader/__init__.py): a module may import its own layer or lower ones.
-LAYERS = {
-    "fader.io": 0,
-    "fader.runtime": 0,
-    "fader.config": 0,
-    "fader.parallel": 0,
-    "fader.data": 1,
-    "fader.model": 2,
-    "fader.eval": 3,
-    "fader.train": 4,  # model selection judges swaps with fader.eval.swaps
-    "fader.report": 5,
-    "fader.edit": 6,
-    "fader.serve": 7,
-}
+
+def documented_layers() -> dict[str, int]:
+    """fader/__init__.py's list of layers: `fader.<module>` → its rank, 0 at the bottom."""
+    bullets = [line for line in fader.__doc__.splitlines() if line.startswith("- ")]
+    return {
+        f"fader.{name}": rank
+        for rank, bullet in enumerate(bullets)
+        for name in re.findall(r"`(\w+)`", bullet.partition(": ")[0])
+    }
+
+
+#: Layers of the library: a module may import its own layer or lower ones.
+LAYERS = documented_layers()
+
+
+def test_the_documented_layers_cover_every_module_of_the_library() -> None:
+    assert LAYERS["fader.io"] == 0 and LAYERS["fader.eval"] < LAYERS["fader.train"]
+    top = {
+        f"fader.{path.stem if path.is_file() else path.name}"
+        for path in (ROOT / "fader").iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").is_file()
+    }
+    assert set(LAYERS) == top
 
 
 def test_dvc_deps_are_exactly_the_code_each_stage_imports() -> None:
     text = (ROOT / "dvc.yaml").read_text()
-    stages = yaml.safe_load(text)["stages"]
+    dvc = yaml.safe_load(text)
+    stages = dvc["stages"]
     problems = {
         stage: found
-        for stage, module in deps.stage_modules(yaml.safe_load(text)).items()
+        for stage, module in deps.stage_modules(dvc).items()
         if (found := deps.dep_problems(stages[stage]["deps"], module))
     }
     assert not problems, f"dvc.yaml deps do not follow the imports (run `make deps`): {problems}"
