@@ -7,7 +7,7 @@ export PYTHONHASHSEED := 0
 # dvc.yaml's commands call `fader`, so the environment's bin/ goes first on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: pipeline test lint benchmark env
+.PHONY: pipeline test lint benchmark env deps
 
 env: $(VENV)/.installed
 
@@ -34,3 +34,7 @@ lint: env
 benchmark: env
 	$(PY) -m benchmarks.run
 	$(PY) benchmarks/serve_latency.py
+
+# dvc.yaml's code deps, generated from the imports (.ci/deps.py); tests/test_layout.py checks them.
+deps: env
+	$(PY) .ci/deps.py

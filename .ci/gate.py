@@ -42,7 +42,6 @@ Baseline metrics that no rule matches are ignored.
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
 import math
 import os
@@ -56,7 +55,7 @@ import yaml
 
 from fader import io
 from fader.config import ConfigError, NonNegative, build, config
-from fader.report.page import flatten
+from fader.report.page import flatten, read_metrics_dir
 
 log = logging.getLogger("gate")
 
@@ -143,32 +142,17 @@ def numeric_leaves(tree: Mapping[str, Any]) -> dict[str, float]:
     return {key: float(value) for key, value in flatten(tree, sep=".").items() if _is_number(value)}
 
 
-def read_metrics_file(path: str | os.PathLike[str]) -> dict[str, float]:
-    """One metrics JSON file's metrics, named "<file name>:<dotted.key>"."""
-    path = Path(path)
-    try:
-        tree = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(tree, Mapping):
-        return {}
-    return {f"{path.name}:{key}": value for key, value in numeric_leaves(tree).items()}
+def read_metrics(folder: str | os.PathLike[str]) -> dict[str, float]:
+    """All metrics of a folder's `*.json` files in one flat dict, named "<file name>:<dotted.key>".
 
-
-def metrics_files(folder: str | os.PathLike[str]) -> list[Path]:
-    """The `*.json` files directly in `folder`, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"metrics folder not found: {folder}")
-    return sorted(path for path in folder.glob("*.json") if path.is_file())
-
-
-def read_metrics_dir(folder: str | os.PathLike[str]) -> dict[str, float]:
-    """All metrics of a folder's `*.json` files in one flat dict."""
-    metrics: dict[str, float] = {}
-    for path in metrics_files(folder):
-        metrics |= read_metrics_file(path)
-    return metrics
+    The files are read by the report's reader (`fader.report.page.read_metrics_dir`), leaving out
+    those whose top level is not an object.
+    """
+    return {
+        f"{stem}.json:{key}": value
+        for stem, tree in read_metrics_dir(folder, objects_only=True).items()
+        for key, value in numeric_leaves(tree).items()
+    }
 
 
 def compare(
@@ -280,11 +264,9 @@ def format_table(rows: Sequence[Row]) -> str:
 
 def covered_files(folder: str | os.PathLike[str], rules: Sequence[Rule]) -> list[Path]:
     """The metrics files in `folder` holding at least one metric that a rule matches."""
-    return [
-        path
-        for path in metrics_files(folder)
-        if any(rule.matches(name) for name in read_metrics_file(path) for rule in rules)
-    ]
+    metrics = read_metrics(folder)
+    names = {_file_of(name) for name in metrics if any(rule.matches(name) for rule in rules)}
+    return [Path(folder) / name for name in sorted(names)]
 
 
 def update_baseline(
@@ -341,10 +323,10 @@ def main(
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     try:
         checks = read_rules(rules)
-        current = read_metrics_dir(run)
+        current = read_metrics(run)
         if update:
             _update(run, baseline, checks, current)
-        rows = compare(current, read_metrics_dir(baseline), checks)
+        rows = compare(current, read_metrics(baseline), checks)
     except (FileNotFoundError, ValueError) as error:
         raise typer.BadParameter(str(error)) from None
     _report(rows)

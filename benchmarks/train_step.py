@@ -71,51 +71,45 @@ VARIANTS = (
 )
 
 
+#: The official code's training settings where they differ from params.yaml; `_configs` adds each
+#: run's shape, batch size and levers.
+OFFICIAL_PARAMS: dict[str, dict[str, Any]] = {
+    "model": {"max_fm": MAX_FM},
+    "train_fader": {
+        "learning_rate": 2e-4,
+        "lambda_max": 1e-4,
+        "lambda_schedule": 500_000,
+        "epoch_size": 50_000,
+        "n_epochs": 1,
+        "log_every": LOG_EVERY,
+        "data_on_device": False,  # batches gathered on the host, as the official sampler does
+        "device": "cpu",
+    },
+}
+
+
 def _configs(shape: Shape, precision: str, memory_format: str, batch_size: int) -> tuple[Any, Any]:
-    """The model and training configs of the official code's defaults at `shape`."""
+    """The model and training configs of the official code's defaults at `shape`: params.yaml
+    with `OFFICIAL_PARAMS` and the run's values, built the way the stages build them."""
     from fader.model.networks import ModelConfig
     from fader.train.config import TrainConfig
+    from stages._common import Params
 
-    model = ModelConfig(
-        img_size=shape.img_size,
-        n_layers=shape.n_layers,
-        n_attr=1,
-        init_fm=shape.init_fm,
-        max_fm=MAX_FM,
-        dis_dropout=0.3,
-        n_skip=0,
-        decoder_dropout=0.0,
-        patch_dis_layers=3,
+    model, train = OFFICIAL_PARAMS["model"], OFFICIAL_PARAMS["train_fader"]
+    overrides = {
+        "model": {**model, "n_layers": shape.n_layers, "init_fm": shape.init_fm},
+        "train_fader": {
+            **train,
+            "batch_size": batch_size,
+            "precision": precision,
+            "memory_format": memory_format,
+        },
+    }
+    params = Params(REPO_ROOT / "params.yaml", overrides, "benchmarks.train_step")
+    shape_values = {"img_size": shape.img_size, "n_attr": 1}
+    return params.build(ModelConfig, "model", shape_values), params.build(
+        TrainConfig, "train_fader"
     )
-    config = TrainConfig(
-        batch_size=batch_size,
-        learning_rate=2e-4,
-        beta1=0.5,
-        lambda_max=1e-4,
-        lambda_schedule=500_000,
-        clip_grad_norm=5.0,
-        dis_steps=1,
-        epoch_size=50_000,
-        n_epochs=1,
-        recon_loss="mse",
-        patch_weight=0.0,
-        swap_clf_weight=0.0,
-        swap_clf_init_fm=16,
-        swap_clf_max_fm=128,
-        flip=True,
-        ema_decay=0.0,
-        lr_decay=0.0,
-        selection="best_swap",
-        valid_size=0,
-        log_every=LOG_EVERY,
-        precision=precision,
-        memory_format=memory_format,
-        data_on_device=False,  # batches gathered on the host, as the official sampler does
-        nproc=1,
-        sync_batchnorm=False,
-        device="cpu",
-    )
-    return model, config
 
 
 def _random_prepared(folder: Path, img_size: int) -> Any:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's setting (Lample et al. 2017, Sections 4-5; see ../shared/PAPER.md) as one DVC
+# The paper's setting (Lample et al. 2017, Sections 4-5) as one DVC
 # experiment: CelebA at 256 px, the paper's 7-layer shape (C16 ... C512, a 2x2 latent),
 # lambda_E rising to 1e-4 over 500,000 steps, batch 32, Adam(2e-4, beta1 0.5), epochs of 50,000
 # images. Runs unchanged on a GPU (train_fader.device: auto picks CUDA); docs/experiments.md

@@ -1,13 +1,17 @@
 """fader: a reproducible implementation of Fader Networks (Lample et al., NIPS 2017).
 
-The library, in layers; a module imports only from its own layer or the ones above it here:
+The library, in layers from the bottom up; a module imports only from its own layer or the ones
+before it here (tests/test_layout.py reads this list and checks every import against it):
 
-- `io` (atomic writes), `runtime` (devices, seeds), `config` (strict configs), `parallel`;
+- `io`, `runtime`, `config`, `parallel`: atomic writes; devices and seeds; strict configs; worker
+  processes;
 - `data`: CelebA's format, the sources (`data.sources`), preprocessing, the prepared dataset;
 - `model`: the networks of Section 4 and their checkpoints;
-- `train` and `eval`: the training loops, and the metrics that judge a model;
+- `eval`: the metrics that judge a model;
+- `train`: the training loops (model selection judges swaps with `eval.swaps`);
 - `report`: grids, curves and the HTML page;
-- `edit`: a trained model applied to any photo.
+- `edit`: a trained model applied to any photo;
+- `serve`: the faders in a web page, over `edit`.
 
 The `fader` command (`stages/`) and CI's tools (`.ci/`) use the library; it never uses them.
 """

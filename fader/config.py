@@ -1,7 +1,7 @@
 """Configs: frozen dataclasses whose fields pydantic checks when they are built.
 
-Every hyperparameter lives in params.yaml, one section per stage (STYLE.md, "Params flow"), and
-each section becomes one or two of these configs. The rule is the same for all of them:
+Every hyperparameter lives in params.yaml, one section per stage, and each section becomes one or
+two of these configs. The rule is the same for all of them:
 
 - types are exact (pydantic's strict mode): `"false"` is not a bool, `1.5` not an int, `True`
   not a number; an int is accepted where a float is expected;

@@ -1,5 +1,9 @@
 """What every stage does the same way: read params.yaml, build configs, set up logging, seed.
 
+Also the one way to derive a parameters set from params.yaml: `merge_overrides` puts a file of
+overrides (CI's smoke configs, `.ci/params.py`) or a test's values onto it, and refuses a key
+that params.yaml does not have.
+
 Imports here stay light (no torch): `fader --help` loads every stage module, and each stage
 imports the library inside its command.
 """
@@ -12,7 +16,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,20 +40,57 @@ ParamsLoader.add_implicit_resolver(
 )
 
 
+def read_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (params.yaml, a file of overrides)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"parameters file not found: {path}")
+    try:
+        values = yaml.load(path.read_text(), Loader=ParamsLoader)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: malformed YAML: {error}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of sections, got {type(values).__name__}")
+    return values
+
+
+def merge_overrides(
+    values: Mapping[str, Any], overrides: Mapping[str, Any], where: str = "overrides"
+) -> dict[str, Any]:
+    """`values` with `overrides` put in, section by section; neither argument is changed.
+
+    A mapping in `overrides` goes into the mapping it names key by key; anything else (a number,
+    a list) replaces the value whole. A key that `values` lacks is an error that names it (and
+    `where`, e.g. the overrides file) and lists the valid ones, as a misspelt key in params.yaml
+    would be: an override can change a value, never add one.
+    """
+    merged = dict(values)
+    for key, value in overrides.items():
+        if key not in values:
+            raise ValueError(
+                f"{where}: unknown key {key!r}, not in params.yaml (valid keys: "
+                f"{sorted(map(str, values))})"
+            )
+        if isinstance(values[key], Mapping):
+            if not isinstance(value, Mapping):
+                raise ValueError(
+                    f"{where}: {key!r} is a section of params.yaml: expected a mapping of its "
+                    f"keys, got {value!r}"
+                )
+            merged[key] = merge_overrides(values[key], value, f"{where}: {key}")
+        else:
+            merged[key] = value
+    return merged
+
+
 class Params:
     """params.yaml: a mapping of sections, read once, built into configs one section at a time."""
 
-    def __init__(self, path: Path) -> None:
-        if not path.is_file():
-            raise FileNotFoundError(f"parameters file not found: {path}")
-        try:
-            values = yaml.load(path.read_text(), Loader=ParamsLoader)
-        except yaml.YAMLError as error:
-            raise ValueError(f"{path}: malformed YAML: {error}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of sections, got {type(values).__name__}")
+    def __init__(
+        self, path: Path, overrides: Mapping[str, Any] | None = None, where: str = "overrides"
+    ) -> None:
+        """`path` read, with `overrides` put in (`merge_overrides`; `where` names them)."""
         self.path = path
-        self.values = values
+        self.values = merge_overrides(read_mapping(path), overrides or {}, where)
 
     def section(self, name: str) -> dict[str, Any]:
         """One section, which must exist and be a mapping."""

@@ -17,12 +17,14 @@ import pytest
 import torch
 from PIL import Image
 
+from fader.config import field_names
 from fader.data import celeba
-from fader.data.config import PreprocessConfig
+from fader.data.config import PreprocessConfig, SourceConfig
 from fader.eval.evaluate import EvaluateConfig
 from fader.model.networks import ClassifierConfig, ModelConfig
 from fader.report.render import RenderConfig
 from fader.train.config import ClassifierTrainConfig, TrainConfig
+from stages import _common
 
 T = TypeVar("T")
 
@@ -48,86 +50,50 @@ def load_script(relative: str) -> ModuleType:
     return sys.modules[name]
 
 
-#: The values tests build configs from, where a test does not say otherwise (the configs have no
-#: defaults: in the pipeline every value comes from params.yaml). Mostly the paper's and the
-#: official code's settings.
-TEST_DEFAULTS: dict[type, dict[str, Any]] = {
-    ModelConfig: {
-        "init_fm": 16,
-        "max_fm": 512,
-        "dis_dropout": 0.3,
-        "n_skip": 0,
-        "decoder_dropout": 0.0,
-        "patch_dis_layers": 3,
-    },
-    ClassifierConfig: {"init_fm": 32, "max_fm": 512, "dropout": 0.0},
-    TrainConfig: {
-        "batch_size": 32,
-        "learning_rate": 2e-4,
-        "beta1": 0.5,
-        "lambda_max": 1e-4,
-        "lambda_schedule": 500_000,
-        "clip_grad_norm": 5.0,
-        "dis_steps": 1,
-        "epoch_size": 50_000,
-        "n_epochs": 1000,
-        "recon_loss": "mse",
-        "patch_weight": 0.0,
-        "swap_clf_weight": 0.0,
-        "swap_clf_init_fm": 16,
-        "swap_clf_max_fm": 128,
-        "flip": True,
-        "ema_decay": 0.0,
-        "lr_decay": 0.0,
-        "selection": "best_swap",
-        "valid_size": 0,
-        "log_every": 50,
-        "precision": "fp32",
-        "memory_format": "contiguous",
-        "data_on_device": False,
-        "nproc": 1,
-        "sync_batchnorm": False,
-        "device": "auto",
-    },
-    ClassifierTrainConfig: {
-        "batch_size": 64,
-        "learning_rate": 1e-3,
-        "max_epochs": 20,
-        "patience": 3,
-        "flip": True,
-        "device": "auto",
-    },
-    EvaluateConfig: {
-        "n_images": 0,
-        "fid_images": 500,
-        "alphas": (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0),
-        "intensity": 2.0,
-        "batch_size": 100,
-        "device": "auto",
-    },
-    RenderConfig: {
-        "n_images": 8,
-        "alpha_min": 0.0,
-        "alpha_max": 1.0,
-        "n_alphas": 10,
-        "seed": 0,
-        "multi_swaps": (),
-        "curves": None,
-        "device": "auto",
-    },
-    PreprocessConfig: {
-        "split": "official",
-        "split_fractions": (0.8, 0.1, 0.1),
-        "seed": 0,
-        "skip_bad": False,
-        "workers": 2,
-    },
+#: The params.yaml section each config class is built from in the pipeline.
+CONFIG_SECTIONS: dict[type, str] = {
+    SourceConfig: "data",
+    PreprocessConfig: "data",
+    ModelConfig: "model",
+    ClassifierConfig: "train_classifier",
+    ClassifierTrainConfig: "train_classifier",
+    TrainConfig: "train_fader",
+    EvaluateConfig: "evaluate",
+    RenderConfig: "render",
 }
+
+#: Where tests need other values than params.yaml's, in its sections (merged the way the smoke
+#: configs are, so a key params.yaml lacks is an error). Everything else comes from params.yaml,
+#: so a new parameter needs no edit here.
+TEST_OVERRIDES: dict[str, dict[str, Any]] = {
+    # the same layout and batches whatever the machine ("auto" looks for CUDA and the image
+    # size); the tests that check "auto" ask for it
+    "train_fader": {"memory_format": "contiguous", "data_on_device": False},
+}
+
+#: params.yaml with `TEST_OVERRIDES`: what `make` fills unlisted fields from.
+TEST_PARAMS: dict[str, Any] = _common.Params(
+    ROOT / "params.yaml", TEST_OVERRIDES, "TEST_OVERRIDES"
+).values
+
+
+def params_defaults(cls: type) -> dict[str, Any]:
+    """The values of `cls`'s fields in `TEST_PARAMS` (YAML lists as the configs' tuples)."""
+    # the data section's configs also take the top-level seed
+    values = {"seed": TEST_PARAMS["seed"], **TEST_PARAMS[CONFIG_SECTIONS[cls]]}
+    return {
+        name: tuple(values[name]) if isinstance(values[name], list) else values[name]
+        for name in field_names(cls)
+        if name in values
+    }
 
 
 def make(cls: type[T], **values: Any) -> T:
-    """A config of class `cls`: `TEST_DEFAULTS`, then `values`."""
-    return cls(**{**TEST_DEFAULTS[cls], **values})
+    """A config of class `cls`: `values`, the rest from params.yaml (with `TEST_OVERRIDES`).
+
+    Fields that are not params (a model's `img_size` and `n_attr`) must be given.
+    """
+    return cls(**{**params_defaults(cls), **values})
 
 
 def make_raw_celeba(

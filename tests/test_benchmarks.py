@@ -70,3 +70,19 @@ def test_train_table_bounds_bf16_by_its_convolutions_alone() -> None:
     verdict = next(line for line in lines if line.startswith("- small:"))
     assert "bf16 ≥ 3x the official: **missed** (2.00x" in verdict
     assert "would be 5.00x" in verdict
+
+
+def test_train_step_configs_are_params_yaml_with_the_official_settings_and_the_shape() -> None:
+    model, config = train_step._configs(train_step.QUICK_SHAPES[0], "bf16", "channels_last", 8)
+    assert (model.img_size, model.n_layers, model.init_fm, model.max_fm) == (32, 4, 8, 512)
+    assert (config.batch_size, config.precision, config.memory_format) == (
+        8,
+        "bf16",
+        "channels_last",
+    )
+    assert (config.learning_rate, config.lambda_max, config.lambda_schedule) == (
+        2e-4,
+        1e-4,
+        500_000,
+    )
+    assert config.device == "cpu" and config.data_on_device is False

@@ -72,13 +72,13 @@ def statuses(rows: dict[str, gate.Row]) -> dict[str, str]:
     return {name.rpartition(":")[2]: row.status for name, row in rows.items()}
 
 
-def test_read_metrics_dir_flattens_numeric_leaves(tmp_path: Path) -> None:
+def test_read_metrics_flattens_numeric_leaves(tmp_path: Path) -> None:
     folder = write_metrics(tmp_path / "m", evaluate=EVALUATE, train=TRAIN)
     (folder / "curve.json").write_text("[[0, 0.5], [1, 0.9]]")  # plot rows: no metrics
     (folder / "notes.txt").write_text("{}")
     (folder / "nested").mkdir()
     write_metrics(folder / "nested", deep={"x": 1.0})
-    assert gate.read_metrics_dir(folder) == {
+    assert gate.read_metrics(folder) == {
         "evaluate.json:attributes.Smiling.swap_accuracy": 0.9,
         "evaluate.json:attributes.Male.swap_accuracy": 0.95,
         "evaluate.json:reconstruction.mse": 0.004,
@@ -87,12 +87,12 @@ def test_read_metrics_dir_flattens_numeric_leaves(tmp_path: Path) -> None:
     }
 
 
-def test_read_metrics_dir_errors(tmp_path: Path) -> None:
+def test_read_metrics_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="metrics folder not found"):
-        gate.read_metrics_dir(tmp_path / "absent")
+        gate.read_metrics(tmp_path / "absent")
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(ValueError, match="broken.json is not valid JSON"):
-        gate.read_metrics_dir(tmp_path)
+        gate.read_metrics(tmp_path)
 
 
 def test_identical_metrics_pass(tmp_path: Path) -> None:
@@ -133,7 +133,7 @@ def test_missing_metric_and_missing_file_fail(tmp_path: Path) -> None:
     baseline = write_metrics(tmp_path / "base", evaluate=EVALUATE)
     run_dir = write_metrics(tmp_path / "run", train=TRAIN)
     rows = gate.compare(
-        gate.read_metrics_dir(run_dir), gate.read_metrics_dir(baseline), rules_of(RULES, tmp_path)
+        gate.read_metrics(run_dir), gate.read_metrics(baseline), rules_of(RULES, tmp_path)
     )
     assert {row.status for row in rows} == {"MISSING"}
     assert {row.reason for row in rows} == {"evaluate.json missing from run"}
@@ -379,7 +379,7 @@ CELEBA_RULES = ROOT / ".ci" / "gate_rules_celeba.yaml"
 def test_committed_ci_rules_catch_regressions_beyond_the_noise(
     baseline_dir: Path, rules_file: Path, metric: str, change: float, expected: str
 ) -> None:
-    baseline = gate.read_metrics_dir(baseline_dir)
+    baseline = gate.read_metrics(baseline_dir)
     rules = gate.read_rules(rules_file)
     assert gate.passed(gate.compare(baseline, baseline, rules))
     rows = {
@@ -390,9 +390,18 @@ def test_committed_ci_rules_catch_regressions_beyond_the_noise(
 
 
 def test_committed_ci_rules_catch_a_missing_metrics_file() -> None:
-    baseline = gate.read_metrics_dir(CI_BASELINE)
+    baseline = gate.read_metrics(CI_BASELINE)
     run = {name: value for name, value in baseline.items() if not name.startswith("train_fader")}
     rows = gate.compare(run, baseline, gate.read_rules(CI_RULES))
     missing = {row.metric for row in rows if row.status == gate.MISSING}
     assert "train_fader.json:selected.valid/swap_accuracy/mean" in missing
     assert not gate.passed(rows)
+
+
+def test_one_reader_of_metrics_folders() -> None:
+    """The gate reads folders with the report's reader (fader.report.page), not a copy of it."""
+    code = [*(ROOT / "fader").rglob("*.py"), *(ROOT / ".ci").glob("*.py")]
+    defined = [
+        p.relative_to(ROOT).as_posix() for p in code if "def read_metrics_dir(" in p.read_text()
+    ]
+    assert defined == ["fader/report/page.py"]

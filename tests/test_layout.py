@@ -3,8 +3,8 @@ command line starts without torch."""
 
 from __future__ import annotations
 
-import ast
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,147 +13,102 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.cli import app
-from tests.conftest import ROOT
+import fader
+from tests.conftest import ROOT, load_script
 
-PACKAGES = ("fader", "stages")
-
-#: Layers of the library (fader/__init__.py): a module may import its own layer or lower ones.
-LAYERS = {
-    "fader.io": 0,
-    "fader.runtime": 0,
-    "fader.config": 0,
-    "fader.parallel": 0,
-    "fader.data": 1,
-    "fader.model": 2,
-    "fader.eval": 3,
-    "fader.train": 4,  # model selection judges swaps with fader.eval.swaps
-    "fader.report": 5,
-    "fader.edit": 6,
-    "fader.serve": 7,
-}
+deps = load_script(".ci/deps.py")
 
 
-def module_file(name: str) -> Path | None:
-    """The file of module or package `name` in this repository, if it is one of ours."""
-    base = ROOT.joinpath(*name.split("."))
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
+def documented_layers() -> dict[str, int]:
+    """fader/__init__.py's list of layers: `fader.<module>` → its rank, 0 at the bottom."""
+    bullets = [line for line in fader.__doc__.splitlines() if line.startswith("- ")]
+    return {
+        f"fader.{name}": rank
+        for rank, bullet in enumerate(bullets)
+        for name in re.findall(r"`(\w+)`", bullet.partition(": ")[0])
+    }
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Every fader/stages module that `path` imports, anywhere in it (lazy imports included)."""
-    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative import
-                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                base = f"{parent}.{base}".rstrip(".")
-            # `from a import b` imports a.b when b is a module, else a
-            names = [f"{base}.{alias.name}" for alias in node.names]
-            names = [n if module_file(n) else base for n in names]
-        else:
-            continue
-        found |= {n for n in names if n.split(".")[0] in PACKAGES and module_file(n)}
-    return found
+#: Layers of the library: a module may import its own layer or lower ones.
+LAYERS = documented_layers()
 
 
-def with_parents(name: str) -> set[str]:
-    """`a.b.c` → {a, a.b, a.b.c}: importing a module runs its packages' __init__ too."""
-    parts = name.split(".")
-    return {".".join(parts[: i + 1]) for i in range(len(parts))}
-
-
-def closure(module: str) -> set[Path]:
-    """The files of `module` and of everything it imports from fader/ and stages/, transitively."""
-    seen: set[str] = set()
-    todo = with_parents(module)
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        file = module_file(name)
-        assert file is not None, name
-        for imported in imported_modules(file):
-            todo |= with_parents(imported) - seen
-    return {module_file(name) for name in seen}  # type: ignore[misc]
-
-
-def stage_modules() -> dict[str, str]:
-    """dvc.yaml stage → the module of the `fader` command it runs."""
-    commands = {c.name: c.callback.__module__ for c in app.registered_commands}
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    modules = {}
-    for stage, spec in stages.items():
-        words = spec["cmd"].split()
-        assert words[0] == "fader", f"{stage}: {spec['cmd']}"
-        modules[stage] = commands[words[1]]
-    return modules
-
-
-def code_deps(deps: list) -> set[Path]:
-    """The Python files a stage's dvc.yaml deps cover (a folder covers every .py file in it)."""
-    files = set()
-    for dep in deps:
-        path = ROOT / (dep if isinstance(dep, str) else next(iter(dep)))
-        if path.relative_to(ROOT).parts[0] not in PACKAGES:
-            continue
-        files |= set(path.rglob("*.py")) if path.is_dir() else {path}
-    return files
-
-
-def dep_problems(deps: list, module: str) -> list[str]:
-    """What a stage's deps miss of the code its command imports, and list without need."""
-    needed, listed = closure(module), code_deps(deps)
-    missing = [f"missing {p.relative_to(ROOT)}" for p in sorted(needed - listed)]
-    extra = [f"not imported: {p.relative_to(ROOT)}" for p in sorted(listed - needed)]
-    return missing + extra
+def test_the_documented_layers_cover_every_module_of_the_library() -> None:
+    assert LAYERS["fader.io"] == 0 and LAYERS["fader.eval"] < LAYERS["fader.train"]
+    top = {
+        f"fader.{path.stem if path.is_file() else path.name}"
+        for path in (ROOT / "fader").iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").is_file()
+    }
+    assert set(LAYERS) == top
 
 
 def test_dvc_deps_are_exactly_the_code_each_stage_imports() -> None:
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    text = (ROOT / "dvc.yaml").read_text()
+    dvc = yaml.safe_load(text)
+    stages = dvc["stages"]
     problems = {
         stage: found
-        for stage, module in stage_modules().items()
-        if (found := dep_problems(stages[stage]["deps"], module))
+        for stage, module in deps.stage_modules(dvc).items()
+        if (found := deps.dep_problems(stages[stage]["deps"], module))
     }
-    assert not problems, f"dvc.yaml deps do not follow the imports: {problems}"
+    assert not problems, f"dvc.yaml deps do not follow the imports (run `make deps`): {problems}"
+    assert deps.rewrite(text) == text, "dvc.yaml's code deps are not as generated: run `make deps`"
 
 
 def test_the_deps_check_catches_a_missing_and_a_needless_dep() -> None:
-    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train_fader"]["deps"]
-    without = [d for d in deps if d != "fader/eval/swaps.py"]
-    assert len(without) == len(deps) - 1
-    assert dep_problems(without, "stages.train_fader") == ["missing fader/eval/swaps.py"]
-    assert dep_problems([*deps, "fader/edit.py"], "stages.train_fader") == [
+    listed = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train_fader"]["deps"]
+    without = [d for d in listed if d != "fader/eval/swaps.py"]
+    assert len(without) == len(listed) - 1
+    assert deps.dep_problems(without, "stages.train_fader") == ["missing fader/eval/swaps.py"]
+    assert deps.dep_problems([*listed, "fader/edit.py"], "stages.train_fader") == [
         "not imported: fader/edit.py"
     ]
 
 
+def test_make_deps_rewrites_only_the_code_deps() -> None:
+    text = (ROOT / "dvc.yaml").read_text()
+    broken = text.replace("      - fader/eval/swaps.py\n", "", 1)  # train_fader's
+    broken = broken.replace(
+        "      - fader/report\n", "      - fader/edit.py\n      - fader/report\n"
+    )
+    broken = broken.replace(
+        "      - stages/_common.py\n      - stages/download.py\n",
+        "      - stages/download.py\n      - stages/_common.py\n",
+    )
+    assert broken.count("\n") == text.count("\n") and broken != text
+    assert deps.rewrite(broken) == text
+    assert deps.generated_deps("stages.evaluate")[:3] == [
+        "stages/__init__.py",
+        "stages/_common.py",
+        "stages/evaluate.py",
+    ]
+    # data, models and metrics stay where they were
+    other = text.replace("      - data/prepared\n", "      - data/other\n")
+    assert deps.rewrite(other) == other
+
+
 def test_lazy_imports_count_and_folders_cover_their_files() -> None:
     # stages/evaluate.py imports the library inside its command only
-    assert ROOT / "fader/eval/evaluate.py" in closure("stages.evaluate")
-    assert ROOT / "fader/eval/fid.py" in closure("stages.evaluate")  # lazily, inside _fid
-    assert code_deps(["fader/train"]) == set((ROOT / "fader/train").glob("*.py"))
+    assert ROOT / "fader/eval/evaluate.py" in deps.closure("stages.evaluate")
+    assert ROOT / "fader/eval/fid.py" in deps.closure("stages.evaluate")  # lazily, inside _fid
+    assert deps.code_deps(["fader/train"]) == set((ROOT / "fader/train").glob("*.py"))
+    assert "fader/eval" in deps.generated_deps("stages.evaluate")  # every file of it imported
+    assert "fader/eval" not in deps.generated_deps("stages.train_fader")  # swaps.py only
 
 
 def test_library_imports_only_downward_and_never_the_cli() -> None:
     def layer(module: str) -> int:
-        return next(rank for prefix, rank in LAYERS.items() if with_parents(module) >= {prefix})
+        return next(
+            rank for prefix, rank in LAYERS.items() if deps.with_parents(module) >= {prefix}
+        )
 
     upward = []
     for path in sorted((ROOT / "fader").rglob("*.py")):
         module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         if module == "fader":
             continue
-        for imported in imported_modules(path):
+        for imported in deps.imported_modules(path):
             assert imported.split(".")[0] == "fader", f"{module} imports {imported}"
             if imported != "fader" and layer(imported) > layer(module):
                 upward.append(f"{module} -> {imported}")

@@ -1,4 +1,4 @@
-"""Tests for fader/model.py: PAPER.md's exact parameter counts, shapes, the attribute code,
+"""Tests for fader/model: the official code's exact parameter counts, shapes, the attribute code,
 config validation and checkpoint round trips. Tiny shapes (32 px, init_fm 4) except the
 parameter counts, which only build the modules."""
 
@@ -20,7 +20,7 @@ from fader.model.networks import (
 )
 from tests.conftest import make
 
-# -- parameter counts (PAPER.md, "Official code details"): 256 px, max_fm 512, one attribute ---
+# -- parameter counts (the official code's models): 256 px, max_fm 512, one attribute -----------
 
 
 def test_parameter_counts_paper_shape():
@@ -39,7 +39,7 @@ def test_parameter_counts_official_default():
 
 
 def test_paper_channel_plan():
-    cfg = make(ModelConfig, img_size=256, n_layers=7, n_attr=1)
+    cfg = make(ModelConfig, img_size=256, n_layers=7, init_fm=16, max_fm=512, n_attr=1)
     ae = AutoEncoder(cfg)
     assert [b[0].out_channels for b in ae.encoder.blocks] == [16, 32, 64, 128, 256, 512, 512]
     # C512+2n-C512+2n-C256+2n-C128+2n-C64+2n-C32+2n-C16+2n (input channels), n = 1

@@ -479,7 +479,7 @@ def fid_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def inception_weights(pipeline: Pipeline, fid_params: Path) -> Path:
     """`fader inception --out <tmp>/w.pth`, run once."""
     if importlib.util.find_spec(FID_HELPER_PACKAGE) is None:
-        pytest.skip(f"{FID_HELPER_PACKAGE} is not installed (make install)")
+        pytest.skip(f"{FID_HELPER_PACKAGE} is not installed (`make env` installs it)")
     weights = fid_params.parent / "w.pth"
     check_ok(invoke(*pipeline.command("inception", fid_params.parent, fid_params, out=weights)))
     return weights

@@ -1,8 +1,9 @@
 """The evaluate stage: reconstruction, swaps and naturalness (FID) on the test split.
 
-PAPER.md, "Results to compare against" and "Evaluation protocol used by later editors". FID
-needs pytorch-fid, imported only when FID is asked for (`fader.eval.fid`), so that importing
-this module for the rest does not pull it in.
+The paper's results (reconstruction error, swaps) and the evaluation protocol of later editors
+(AttGAN, STGAN: flip accuracy, PSNR and SSIM, FID). FID needs pytorch-fid, imported only when
+FID is asked for (`fader.eval.fid`), so that importing this module for the rest does not pull it
+in.
 """
 
 from __future__ import annotations

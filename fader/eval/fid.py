@@ -1,6 +1,6 @@
 """FID and KID: pytorch-fid's InceptionV3 pool3 features, their Fréchet and kernel distances.
 
-PAPER.md, "Evaluation protocol used by later editors": FID from pytorch-fid's InceptionV3 pool3
+The evaluation protocol of later editors (AttGAN, STGAN): FID from pytorch-fid's InceptionV3 pool3
 features (see `fader.eval.inception` for the network), with pytorch-fid's
 `calculate_frechet_distance` (pytorch_fid/fid_score.py). This module imports pytorch-fid (and
 torchvision): import it only where FID is computed.

@@ -1,6 +1,6 @@
 """The FID Inception network, with its weights as an explicit, cached input (no hidden download).
 
-PAPER.md, "Evaluation protocol used by later editors": FID uses pytorch-fid's InceptionV3 pool3
+The evaluation protocol of later editors (AttGAN, STGAN): FID uses pytorch-fid's InceptionV3 pool3
 features (2048-d) with the `pt_inception-2015-12-05` weights. pytorch-fid fetches those weights
 from GitHub the first time `InceptionV3()` is built (pytorch_fid/inception.py, `FID_WEIGHTS_URL`
 and `fid_inception_v3()`), which fails on an offline machine and hides an input from DVC. Here

@@ -28,7 +28,7 @@ paper is silent:
   Linear(C, 512) - LeakyReLU - Linear(512, n). Here it outputs one multi-label logit per binary
   attribute (BCE-with-logits) instead of the official code's 2n one-hot logits.
 
-These choices are pinned by PAPER.md's parameter counts (256 px, one binary attribute):
+These choices are pinned by the official code's parameter counts (256 px, one binary attribute):
 autoencoder 14,015,984 and latent discriminator 4,459,522 for the paper's shape; 14,000,512 and
 8,655,362 for the official default (n_layers 6, init_fm 32). See tests/test_model.py.
 """

@@ -30,18 +30,27 @@ _MIME = {
 }
 
 
-def read_metrics_dir(metrics_dir: str | os.PathLike[str]) -> dict[str, dict]:
-    """Every `*.json` in `metrics_dir` (not recursive), keyed by file stem, sorted by name."""
+def read_metrics_dir(
+    metrics_dir: str | os.PathLike[str], objects_only: bool = False
+) -> dict[str, dict]:
+    """Every `*.json` file in `metrics_dir` (not recursive), keyed by file stem, sorted by name.
+
+    A file whose top level is not an object (a list of plot rows) comes as `{"value": content}`,
+    or is left out with `objects_only`. CI's metric gate (.ci/gate.py) reads folders here too.
+    """
     metrics_dir = Path(metrics_dir)
     if not metrics_dir.is_dir():
         raise FileNotFoundError(f"metrics folder not found: {metrics_dir}")
     tables = {}
-    for path in sorted(metrics_dir.glob("*.json")):
+    for path in sorted(p for p in metrics_dir.glob("*.json") if p.is_file()):
         try:
             content = json.loads(path.read_text())
         except (ValueError, UnicodeDecodeError) as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from None
-        tables[path.stem] = content if isinstance(content, dict) else {"value": content}
+        if isinstance(content, dict):
+            tables[path.stem] = content
+        elif not objects_only:
+            tables[path.stem] = {"value": content}
     return tables
 
 

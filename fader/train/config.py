@@ -19,9 +19,9 @@ LambdaE = Annotated[float, pydantic.Field(ge=0, le=1)]
 class TrainConfig:
     """The Fader training loop's hyperparameters (params.yaml, section `train_fader`).
 
-    The paper's schedule (PAPER.md; `experiments/paper.sh`): batch 32, Adam 2e-4 (the official
-    code's rate; the paper's text says 0.002), β1 0.5, λ_E to 1e-4 over 500,000 steps, clipping
-    at 5, epochs of 50,000 images, 1,000 epochs.
+    The paper's schedule (Sections 3 and 5.1; `experiments/paper.sh`): batch 32, Adam 2e-4 (the
+    official code's rate; the paper's text says 0.002), β1 0.5, λ_E to 1e-4 over 500,000 steps,
+    clipping at 5, epochs of 50,000 images, 1,000 epochs.
     """
 
     batch_size: AtLeastOne

@@ -1,6 +1,6 @@
 """The `celeba` source: CelebA from its official Google Drive files, or linked from a local copy.
 
-PAPER.md, Data (Section 5): CelebA (202,599 aligned images, 40 attributes, the official split).
+The paper's data (Section 5): CelebA (202,599 aligned images, 40 attributes, the official split).
 The official FaderNetworks code has no download step (its README asks for a manual download),
 so the Drive ids and md5 sums here are those of torchvision's `datasets/celeba.py`.
 

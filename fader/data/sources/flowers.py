@@ -1,6 +1,6 @@
 """The `flowers` source: Oxford-102 flowers with caption colour attributes, in CelebA's layout.
 
-PAPER.md, Data (Section 5): Oxford-102 flowers with colour attributes built from Reed et al.'s
+The paper's data (Section 5): Oxford-102 flowers with colour attributes built from Reed et al.'s
 ten captions per image ("an image has a colour attribute if that colour word appears in at least
 5 of its 10 captions"). The md5 sums are those of torchvision's `datasets/flowers102.py`.
 
@@ -73,7 +73,7 @@ FLOWERS_CAPTIONS_PAGE = (
     f"https://drive.google.com/file/d/{FLOWERS_CAPTIONS_ID}/view?resourcekey={FLOWERS_CAPTIONS_KEY}"
 )
 
-#: Colour words looked for in the captions; each becomes one attribute column (PAPER.md, Data).
+#: Colour words looked for in the captions; each becomes one attribute column (paper, Section 5).
 FLOWER_COLOURS: tuple[str, ...] = (
     "red",
     "pink",
