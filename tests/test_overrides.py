@@ -3,7 +3,6 @@ smoke configs (only the values that differ from params.yaml) and the tests' own 
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,6 @@ params_script = load_script(".ci/params.py")
 
 PARAMS = _common.read_mapping(ROOT / "params.yaml")
 SMOKE_CONFIGS = [ROOT / ".ci/smoke.params.yaml", ROOT / ".ci/smoke.celeba.params.yaml"]
-
-#: The last commit whose smoke configs were full parameter files, the values their baselines
-#: (metrics/ci_baseline*/) were made with.
-FULL_SMOKE_COMMIT = "115ce9c674ae4619646916fc7a4449af1aff8e97"
 
 
 def leaves(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -101,26 +96,6 @@ def test_a_merged_smoke_config_builds_every_config(path: Path, tmp_path: Path) -
     for cls, section, supplied, shared in CONFIGS:
         params.build(cls, section, supplied, shared)
     assert params.seed == PARAMS["seed"]
-
-
-@pytest.mark.parametrize("path", SMOKE_CONFIGS, ids=lambda p: p.name)
-def test_the_merged_smoke_configs_are_the_full_files_their_baselines_were_made_with(
-    path: Path, tmp_path: Path
-) -> None:
-    """Until a smoke baseline is renewed on purpose: then move FULL_SMOKE_COMMIT to a commit
-    where `python .ci/params.py` gives the new values (and write them there as full files)."""
-    name = path.relative_to(ROOT).as_posix()
-    shown = subprocess.run(
-        ["git", "show", f"{FULL_SMOKE_COMMIT}:{name}"], capture_output=True, text=True, cwd=ROOT
-    )
-    if shown.returncode != 0:
-        pytest.skip(f"no git history with {FULL_SMOKE_COMMIT[:7]} (a shallow clone?)")
-    before = tmp_path / "full.yaml"
-    before.write_text(shown.stdout)
-    full = _common.read_mapping(before)
-    merged = params_script.merged_params(ROOT / "params.yaml", path)
-    assert leaves(merged) == leaves(full)
-    assert list(leaves(merged)) == list(leaves(full))  # the same keys in the same order
 
 
 # ---------------------------------------------------------------------------------------------
