@@ -7,12 +7,13 @@ import pytest
 import torch
 from torch import nn
 
+from fader.config import ConfigError, build
 from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
 from fader.data.preprocess import prepare
 from fader.eval.evaluate import EvaluateConfig, ablation_table, evaluate
 from fader.eval.swaps import flip_attribute
-from tests.conftest import make
+from tests.conftest import TEST_DEFAULTS, make
 
 ATTRS = ("Smiling", "Male", "Eyeglasses")
 SIZE = 32
@@ -113,9 +114,23 @@ def test_n_images_limits_the_images_judged(test_split: PreparedDataset) -> None:
             assert real == pytest.approx(1 - share_present[i].item())
 
 
-def test_intensity_must_be_one_of_the_alphas(test_split: PreparedDataset) -> None:
-    with pytest.raises(ValueError, match="must be one of evaluate.alphas"):
-        run(test_split, alphas=(0.0, 1.0), intensity=2.0)
+@pytest.mark.parametrize(
+    "alphas, intensity, message",
+    [
+        ((0.0, 1.0), 2.0, r"alphas \[0.0, 1.0\] must hold 1 .* intensity 2; missing: 2$"),
+        ((0.0, 2.0), 2.0, r"alphas \[0.0, 2.0\] must hold 1 .* intensity 2; missing: 1$"),
+        ((0.5,), 3.0, r"missing: 1, 3$"),
+    ],
+)
+def test_alphas_must_hold_1_and_the_intensity(
+    alphas: tuple, intensity: float, message: str
+) -> None:
+    """Refused when the config is built (from params.yaml: a `ConfigError`), before any judging."""
+    values = {**TEST_DEFAULTS[EvaluateConfig], "alphas": alphas, "intensity": intensity}
+    with pytest.raises(ConfigError, match=message):
+        build(EvaluateConfig, values, "evaluate")
+    with pytest.raises(ValueError, match="must hold 1"):
+        make(EvaluateConfig, alphas=alphas, intensity=intensity)
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,14 @@ class EvaluateConfig:
             )
         if not self.alphas:
             raise ValueError("alphas must list at least one value")
+        # The scores at α = 1 and at `intensity` are read off the curve: check now, not after
+        # the whole test split has been judged.
+        missing = [a for a in dict.fromkeys((1.0, self.intensity)) if a not in self.alphas]
+        if missing:
+            raise ValueError(
+                f"alphas {list(self.alphas)} must hold 1 (the plain swap) and intensity "
+                f"{self.intensity:g}; missing: {', '.join(f'{a:g}' for a in missing)}"
+            )
 
 
 @torch.no_grad()
@@ -77,9 +85,9 @@ def evaluate(
         name: {
             "real_accuracy": means["real_hits"][i].item(),
             "reconstruction_accuracy": means["reconstruction_hits"][i].item(),
-            "swap_accuracy": curve[_alpha_index(config.alphas, 1.0), i].item(),
+            "swap_accuracy": curve[config.alphas.index(1.0), i].item(),
             f"swap_accuracy_x{config.intensity:g}": curve[
-                _alpha_index(config.alphas, config.intensity), i
+                config.alphas.index(config.intensity), i
             ].item(),
             "preservation_error": means["preservation_error"][i].item(),
             "official_set_accuracy": means["set_hits"][i].item(),
@@ -170,13 +178,6 @@ def _judge_batch(
             verdict = classifier(autoencoder.decode(features, target))[:, i] > 0
             sums["set_hits"][i] += (verdict == bool(value)).float().sum() / 2
     return {key: value.cpu() for key, value in sums.items()}
-
-
-def _alpha_index(alphas: Sequence[float], alpha: float) -> int:
-    """Where `alpha` is in `alphas` (it must be there)."""
-    if alpha not in alphas:
-        raise ValueError(f"alpha {alpha} must be one of evaluate.alphas {list(alphas)}")
-    return list(alphas).index(alpha)
 
 
 def _fid(
