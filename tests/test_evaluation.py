@@ -11,8 +11,10 @@ from fader.config import ConfigError, build
 from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
 from fader.data.preprocess import prepare
+from fader.eval import swaps
 from fader.eval.evaluate import EvaluateConfig, ablation_table, evaluate
 from fader.eval.swaps import flip_attribute
+from fader.model.networks import AttributeClassifier, AutoEncoder, ClassifierConfig, ModelConfig
 from tests.conftest import TEST_DEFAULTS, make
 
 ATTRS = ("Smiling", "Male", "Eyeglasses")
@@ -150,3 +152,30 @@ def test_bad_settings(overrides: dict, message: str) -> None:
 def test_flip_with_intensity_pushes_past_the_other_value() -> None:
     y = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
     assert flip_attribute(y, 0, 2.0).tolist() == [[2.0, 1.0], [-1.0, 0.0]]
+
+
+def test_training_and_evaluate_judge_swaps_with_one_function(
+    test_split: PreparedDataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Model selection (`swap_accuracy`) and the evaluate stage both call `swaps.judge_swap`, and
+    a real network gets the same flip accuracy from both."""
+    calls = []
+    original = swaps.judge_swap
+
+    def spy(*args: object, **kwargs: object) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append(args[4:])  # (index, alpha)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(swaps, "judge_swap", spy)
+    torch.manual_seed(0)
+    cfg = dict(img_size=SIZE, n_attr=len(ATTRS), init_fm=4, max_fm=16)
+    autoencoder = AutoEncoder(make(ModelConfig, n_layers=4, **cfg)).eval()
+    classifier = AttributeClassifier(make(ClassifierConfig, **cfg)).eval()
+    x, y = test_split.batch(list(range(len(test_split))))
+    trained = swaps.swap_accuracy(autoencoder, classifier, x, y, ATTRS)
+    assert calls == [(i, 1.0) for i in range(len(ATTRS))]
+    config = make(EvaluateConfig, fid_images=0, batch_size=2, device="cpu", alphas=(1.0, 2.0))
+    result = evaluate(autoencoder, classifier, test_split, config)
+    assert len(calls) == len(ATTRS) + 2 * len(ATTRS) * -(-len(test_split) // 2)
+    for name in ATTRS:
+        assert result["attributes"][name]["swap_accuracy"] == pytest.approx(trained[name])

@@ -16,8 +16,7 @@ from torch import nn
 
 from fader.config import AtLeastOne, NonNegativeInt, config
 from fader.data.prepared import PreparedDataset, to_uint8
-from fader.eval import image_metrics
-from fader.eval.swaps import flip_attribute
+from fader.eval import image_metrics, swaps
 
 
 @config
@@ -167,8 +166,8 @@ def _judge_batch(
     for i in range(n_attr):
         others = [j for j in range(n_attr) if j != i]
         for k, alpha in enumerate(alphas):
-            verdict = classifier(autoencoder.decode(features, flip_attribute(y, i, alpha))) > 0
-            sums["swap_hits"][k, i] = (verdict[:, i] != truth[:, i]).float().sum()
+            verdict, hits = swaps.judge_swap(autoencoder, classifier, features, y, i, alpha)
+            sums["swap_hits"][k, i] = hits.float().sum()
             if alpha == 1.0 and others:
                 moved = verdict[:, others] != recon_verdict[:, others]
                 sums["preservation_error"][i] = moved.float().mean(1).sum()
@@ -204,7 +203,7 @@ def _fid(
     real = activations(lambda x, y: x)
     generated = {"reconstruction": activations(recode(lambda y: y))}
     for i, name in enumerate(names):
-        generated[f"swap/{name}"] = activations(recode(lambda y, i=i: flip_attribute(y, i)))
+        generated[f"swap/{name}"] = activations(recode(lambda y, i=i: swaps.flip_attribute(y, i)))
     halves = real[: count // 2], real[count // 2 :]
     fid: dict[str, Any] = {
         "images": count,
