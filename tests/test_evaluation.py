@@ -12,7 +12,7 @@ from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
 from fader.data.preprocess import prepare
 from fader.eval import swaps
-from fader.eval.evaluate import EvaluateConfig, ablation_table, evaluate
+from fader.eval.evaluate import EvaluateConfig, _judge_batch, ablation_table, evaluate
 from fader.eval.swaps import flip_attribute
 from fader.model.networks import AttributeClassifier, AutoEncoder, ClassifierConfig, ModelConfig
 from tests.conftest import TEST_DEFAULTS, make
@@ -179,3 +179,14 @@ def test_training_and_evaluate_judge_swaps_with_one_function(
     assert len(calls) == len(ATTRS) + 2 * len(ATTRS) * -(-len(test_split) // 2)
     for name in ATTRS:
         assert result["attributes"][name]["swap_accuracy"] == pytest.approx(trained[name])
+
+
+def test_a_batch_is_judged_on_its_own_device() -> None:
+    """Every running sum lives where the batch does (issue #22: CPU zeros plus CUDA values broke
+    the first evaluate on a GPU). On the "meta" device, which no CPU tensor may be mixed with,
+    any sum built on the CPU raises "Expected all tensors to be on the same device"."""
+    x = torch.zeros(4, 3, SIZE, SIZE, device="meta")
+    y = torch.zeros(4, len(ATTRS), device="meta")
+    sums = _judge_batch(PaintingAutoEncoder(), PixelReader(), x, y, alphas=(0.0, 1.0, 2.0))
+    assert {key: value.device.type for key, value in sums.items()} == dict.fromkeys(sums, "meta")
+    assert sums["swap_hits"].shape == (3, len(ATTRS))

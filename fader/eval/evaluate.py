@@ -140,7 +140,7 @@ def _judge_batch(
     y: torch.Tensor,
     alphas: Sequence[float],
 ) -> dict[str, torch.Tensor]:
-    """Sums over one batch of every per-image score `evaluate` averages (on the CPU).
+    """Sums over one batch of every per-image score `evaluate` averages, on the batch's device.
 
     mse / psnr / ssim: reconstruction scores; real_hits, reconstruction_hits (n,): classifier
     right on the real images and on their reconstructions; swap_hits (len(alphas), n): flipped
@@ -159,9 +159,10 @@ def _judge_batch(
         "ssim": image_metrics.ssim_per_image(recon_uint8, real_uint8).sum(),
         "real_hits": ((classifier(x) > 0) == truth).float().sum(0),
         "reconstruction_hits": (recon_verdict == truth).float().sum(0),
-        "swap_hits": torch.zeros(len(alphas), n_attr),
-        "preservation_error": torch.zeros(n_attr),
-        "set_hits": torch.zeros(n_attr),
+        # on the batch's device: CUDA values cannot be added into CPU tensors (issue #22)
+        "swap_hits": torch.zeros(len(alphas), n_attr, device=x.device),
+        "preservation_error": torch.zeros(n_attr, device=x.device),
+        "set_hits": torch.zeros(n_attr, device=x.device),
     }
     for i in range(n_attr):
         others = [j for j in range(n_attr) if j != i]
@@ -176,7 +177,7 @@ def _judge_batch(
             target[:, i] = value
             verdict = classifier(autoencoder.decode(features, target))[:, i] > 0
             sums["set_hits"][i] += (verdict == bool(value)).float().sum() / 2
-    return {key: value.cpu() for key, value in sums.items()}
+    return sums
 
 
 def _fid(
