@@ -1,10 +1,12 @@
 """`fader.evaluation.evaluate` on known inputs: a fake autoencoder that paints the attribute code
 into pixels and a fake classifier that reads them back, so every number has a closed form."""
 
+import re
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fader.config import ConfigError, build
@@ -15,7 +17,7 @@ from fader.eval import swaps
 from fader.eval.evaluate import EvaluateConfig, _judge_batch, ablation_table, evaluate
 from fader.eval.swaps import flip_attribute
 from fader.model.networks import AttributeClassifier, AutoEncoder, ClassifierConfig, ModelConfig
-from tests.conftest import TEST_DEFAULTS, make
+from tests.conftest import TEST_DEFAULTS, make, make_raw_celeba
 
 ATTRS = ("Smiling", "Male", "Eyeglasses")
 SIZE = 32
@@ -190,3 +192,37 @@ def test_a_batch_is_judged_on_its_own_device() -> None:
     sums = _judge_batch(PaintingAutoEncoder(), PixelReader(), x, y, alphas=(0.0, 1.0, 2.0))
     assert {key: value.device.type for key, value in sums.items()} == dict.fromkeys(sums, "meta")
     assert sums["swap_hits"].shape == (3, len(ATTRS))
+
+
+class Thumbnail(nn.Module):
+    """A stand-in for Inception: (B, 3, H, W) in [0, 1] → (B, 48) features, a 4x4 thumbnail."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(x, 4).flatten(1)
+
+
+def test_each_phase_shows_a_progress_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Judging and the FID features each show a bar with an ETA; `progress=False` shows none."""
+    raw = make_raw_celeba(tmp_path / "raw", n=40)
+    config = make(PreprocessConfig, img_size=SIZE, attributes=ATTRS, workers=1)
+    prepare(raw, tmp_path / "prepared", config, progress=False)
+    test = PreparedDataset(tmp_path / "prepared", "test")
+    assert len(test) >= 8  # KID needs 4 images in each half of the real set
+    settings = make(EvaluateConfig, fid_images=8, batch_size=3, device="cpu")
+    for progress in (True, False):
+        capsys.readouterr()
+        result = evaluate(
+            PaintingAutoEncoder(), PixelReader(), test, settings, Thumbnail(), progress=progress
+        )
+        assert result["fid"]["images"] == 8
+        bars = capsys.readouterr().err
+        if not progress:
+            assert bars == ""
+            continue
+        judged = f"evaluate: reconstructions and swaps: 100%.* {len(test)}/{len(test)} \\["
+        assert re.search(judged, bars), bars
+        features = 8 * (2 + len(ATTRS))  # real, reconstructions, one set of swaps per attribute
+        assert re.search(f"evaluate: FID features: 100%.* {features}/{features} \\[", bars), bars
+        assert "<" in bars  # tqdm's elapsed<remaining: the ETA

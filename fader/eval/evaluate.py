@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from fader.config import AtLeastOne, NonNegativeInt, config
 from fader.data.prepared import PreparedDataset, to_uint8
@@ -56,6 +57,7 @@ def evaluate(
     config: EvaluateConfig,
     inception: nn.Module | None = None,
     device: torch.device | str = "cpu",
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Every number of the evaluate stage, with the settings that produced it.
 
@@ -69,15 +71,23 @@ def evaluate(
     - FID (pytorch-fid InceptionV3 pool3) of reconstructions and swaps against the real images,
       and of two halves of the real images (the floor), when `inception` is given; and KID on
       the same features (`kid`: mean and spread over subsets), unbiased at small samples.
+
+    `progress` shows a bar (with an ETA) for each phase: judging the images, then Inception
+    features of every FID set.
     """
     autoencoder.eval().to(device)
     classifier.eval().to(device)
     names = list(test.attributes)
     count = len(test) if config.n_images == 0 else min(config.n_images, len(test))
     totals: dict[str, torch.Tensor] = {}
-    for x, y in _batches(test, count, config.batch_size, device):
-        for key, value in _judge_batch(autoencoder, classifier, x, y, config.alphas).items():
-            totals[key] = totals.get(key, 0) + value
+    bar = tqdm(
+        desc="evaluate: reconstructions and swaps", total=count, unit="img", disable=not progress
+    )
+    with bar:
+        for x, y in _batches(test, count, config.batch_size, device):
+            for key, value in _judge_batch(autoencoder, classifier, x, y, config.alphas).items():
+                totals[key] = totals.get(key, 0) + value
+            bar.update(len(x))
     means = {key: value / count for key, value in totals.items()}
     curve = means["swap_hits"]  # (alphas, attributes)
     per_attribute = {
@@ -120,7 +130,7 @@ def evaluate(
         ],
     }
     if inception is not None and config.fid_images:
-        result |= _fid(autoencoder, inception, test, names, config, device)
+        result |= _fid(autoencoder, inception, test, names, config, device, progress)
     return result
 
 
@@ -187,24 +197,40 @@ def _fid(
     names: list[str],
     config: EvaluateConfig,
     device: torch.device | str,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """FID of real halves (the floor), reconstructions and each attribute's swaps vs real."""
     from fader.eval import fid as fid_metrics  # pytorch-fid, only when FID is asked for
 
     count = min(config.fid_images, len(test))
     count -= count % 2
+    bar = tqdm(  # every set: real, reconstructions, then each attribute's swaps
+        desc="evaluate: FID features",
+        total=count * (2 + len(names)),
+        unit="img",
+        disable=not progress,
+    )
 
     def activations(edit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> np.ndarray:
-        images = (edit(x, y).cpu() for x, y in _batches(test, count, config.batch_size, device))
+        images = (
+            edit(x, y).cpu() for x, y in counted(_batches(test, count, config.batch_size, device))
+        )
         return fid_metrics.inception_activations(images, inception, config.batch_size, device)
+
+    def counted(batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> Iterator:
+        for x, y in batches:
+            yield x, y
+            bar.update(len(x))  # once the next batch is asked for: Inception has taken these
 
     def recode(y_new: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
         return lambda x, y: autoencoder.decode(autoencoder.encode(x), y_new(y))
 
-    real = activations(lambda x, y: x)
-    generated = {"reconstruction": activations(recode(lambda y: y))}
-    for i, name in enumerate(names):
-        generated[f"swap/{name}"] = activations(recode(lambda y, i=i: swaps.flip_attribute(y, i)))
+    with bar:
+        real = activations(lambda x, y: x)
+        generated = {"reconstruction": activations(recode(lambda y: y))}
+        for i, name in enumerate(names):
+            flip = recode(lambda y, i=i: swaps.flip_attribute(y, i))
+            generated[f"swap/{name}"] = activations(flip)
     halves = real[: count // 2], real[count // 2 :]
     fid: dict[str, Any] = {
         "images": count,
