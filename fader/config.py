@@ -117,9 +117,16 @@ def _is_tuple(hint: Any) -> bool:
 
 
 def _describe(error: pydantic.ValidationError) -> str:
-    """pydantic's errors as one line: `key: message (got value)`, for each wrong key."""
+    """pydantic's errors as one line: `key: message (got value)` for each wrong key, then the
+    message of a broken rule between fields."""
     parts = []
     for item in error.errors(include_url=False):
-        key = ".".join(str(part) for part in item["loc"]) or "value"
-        parts.append(f"{key}: {item['msg']} (got {item['input']!r})")
+        key = ".".join(str(part) for part in item["loc"])
+        message = item["msg"]
+        if item["type"] == "value_error":  # our own check: its message, without pydantic's prefix
+            message = str(item["ctx"]["error"])
+        if key:
+            parts.append(f"{key}: {message} (got {item['input']!r})")
+        else:  # a rule between fields (`__post_init__`): the message names the values
+            parts.append(message)
     return "; ".join(parts)

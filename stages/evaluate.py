@@ -43,5 +43,7 @@ def main(
         net = build_inception(inception, device)
     result = evaluate(autoencoder, judge, test, config, net, device)
     result["table"] = ablation_table(result)
+    if net is not None:
+        result["inception_weights"] = net.weights_origin  # official or fid-helper-converted
     io.write_json(curve, result.pop("swap_curve"))
     io.write_json(metrics, result)

@@ -1,18 +1,23 @@
 """`fader.evaluation.evaluate` on known inputs: a fake autoencoder that paints the attribute code
 into pixels and a fake classifier that reads them back, so every number has a closed form."""
 
+import re
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from fader.config import ConfigError, build
 from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
 from fader.data.preprocess import prepare
-from fader.eval.evaluate import EvaluateConfig, ablation_table, evaluate
+from fader.eval import swaps
+from fader.eval.evaluate import EvaluateConfig, _judge_batch, ablation_table, evaluate
 from fader.eval.swaps import flip_attribute
-from tests.conftest import make
+from fader.model.networks import AttributeClassifier, AutoEncoder, ClassifierConfig, ModelConfig
+from tests.conftest import TEST_DEFAULTS, make, make_raw_celeba
 
 ATTRS = ("Smiling", "Male", "Eyeglasses")
 SIZE = 32
@@ -113,9 +118,23 @@ def test_n_images_limits_the_images_judged(test_split: PreparedDataset) -> None:
             assert real == pytest.approx(1 - share_present[i].item())
 
 
-def test_intensity_must_be_one_of_the_alphas(test_split: PreparedDataset) -> None:
-    with pytest.raises(ValueError, match="must be one of evaluate.alphas"):
-        run(test_split, alphas=(0.0, 1.0), intensity=2.0)
+@pytest.mark.parametrize(
+    "alphas, intensity, message",
+    [
+        ((0.0, 1.0), 2.0, r"alphas \[0.0, 1.0\] must hold 1 .* intensity 2; missing: 2$"),
+        ((0.0, 2.0), 2.0, r"alphas \[0.0, 2.0\] must hold 1 .* intensity 2; missing: 1$"),
+        ((0.5,), 3.0, r"missing: 1, 3$"),
+    ],
+)
+def test_alphas_must_hold_1_and_the_intensity(
+    alphas: tuple, intensity: float, message: str
+) -> None:
+    """Refused when the config is built (from params.yaml: a `ConfigError`), before any judging."""
+    values = {**TEST_DEFAULTS[EvaluateConfig], "alphas": alphas, "intensity": intensity}
+    with pytest.raises(ConfigError, match=message):
+        build(EvaluateConfig, values, "evaluate")
+    with pytest.raises(ValueError, match="must hold 1"):
+        make(EvaluateConfig, alphas=alphas, intensity=intensity)
 
 
 @pytest.mark.parametrize(
@@ -135,3 +154,75 @@ def test_bad_settings(overrides: dict, message: str) -> None:
 def test_flip_with_intensity_pushes_past_the_other_value() -> None:
     y = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
     assert flip_attribute(y, 0, 2.0).tolist() == [[2.0, 1.0], [-1.0, 0.0]]
+
+
+def test_training_and_evaluate_judge_swaps_with_one_function(
+    test_split: PreparedDataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Model selection (`swap_accuracy`) and the evaluate stage both call `swaps.judge_swap`, and
+    a real network gets the same flip accuracy from both."""
+    calls = []
+    original = swaps.judge_swap
+
+    def spy(*args: object, **kwargs: object) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append(args[4:])  # (index, alpha)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(swaps, "judge_swap", spy)
+    torch.manual_seed(0)
+    cfg = dict(img_size=SIZE, n_attr=len(ATTRS), init_fm=4, max_fm=16)
+    autoencoder = AutoEncoder(make(ModelConfig, n_layers=4, **cfg)).eval()
+    classifier = AttributeClassifier(make(ClassifierConfig, **cfg)).eval()
+    x, y = test_split.batch(list(range(len(test_split))))
+    trained = swaps.swap_accuracy(autoencoder, classifier, x, y, ATTRS)
+    assert calls == [(i, 1.0) for i in range(len(ATTRS))]
+    config = make(EvaluateConfig, fid_images=0, batch_size=2, device="cpu", alphas=(1.0, 2.0))
+    result = evaluate(autoencoder, classifier, test_split, config)
+    assert len(calls) == len(ATTRS) + 2 * len(ATTRS) * -(-len(test_split) // 2)
+    for name in ATTRS:
+        assert result["attributes"][name]["swap_accuracy"] == pytest.approx(trained[name])
+
+
+def test_a_batch_is_judged_on_its_own_device() -> None:
+    """Every running sum lives where the batch does (issue #22: CPU zeros plus CUDA values broke
+    the first evaluate on a GPU). On the "meta" device, which no CPU tensor may be mixed with,
+    any sum built on the CPU raises "Expected all tensors to be on the same device"."""
+    x = torch.zeros(4, 3, SIZE, SIZE, device="meta")
+    y = torch.zeros(4, len(ATTRS), device="meta")
+    sums = _judge_batch(PaintingAutoEncoder(), PixelReader(), x, y, alphas=(0.0, 1.0, 2.0))
+    assert {key: value.device.type for key, value in sums.items()} == dict.fromkeys(sums, "meta")
+    assert sums["swap_hits"].shape == (3, len(ATTRS))
+
+
+class Thumbnail(nn.Module):
+    """A stand-in for Inception: (B, 3, H, W) in [0, 1] → (B, 48) features, a 4x4 thumbnail."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(x, 4).flatten(1)
+
+
+def test_each_phase_shows_a_progress_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Judging and the FID features each show a bar with an ETA; `progress=False` shows none."""
+    raw = make_raw_celeba(tmp_path / "raw", n=40)
+    config = make(PreprocessConfig, img_size=SIZE, attributes=ATTRS, workers=1)
+    prepare(raw, tmp_path / "prepared", config, progress=False)
+    test = PreparedDataset(tmp_path / "prepared", "test")
+    assert len(test) >= 8  # KID needs 4 images in each half of the real set
+    settings = make(EvaluateConfig, fid_images=8, batch_size=3, device="cpu")
+    for progress in (True, False):
+        capsys.readouterr()
+        result = evaluate(
+            PaintingAutoEncoder(), PixelReader(), test, settings, Thumbnail(), progress=progress
+        )
+        assert result["fid"]["images"] == 8
+        bars = capsys.readouterr().err
+        if not progress:
+            assert bars == ""
+            continue
+        judged = f"evaluate: reconstructions and swaps: 100%.* {len(test)}/{len(test)} \\["
+        assert re.search(judged, bars), bars
+        features = 8 * (2 + len(ATTRS))  # real, reconstructions, one set of swaps per attribute
+        assert re.search(f"evaluate: FID features: 100%.* {features}/{features} \\[", bars), bars
+        assert "<" in bars  # tqdm's elapsed<remaining: the ETA

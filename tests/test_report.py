@@ -283,3 +283,33 @@ def test_the_report_reads_as_a_results_page_in_a_browser(
     with Image.open(tmp_path / "report.png") as shot:
         assert shot.width >= 1200 and len(np.unique(np.asarray(shot.convert("L")))) > 16
     view.close()
+
+
+@pytest.mark.parametrize(
+    ("settings", "key", "header"),
+    [
+        ({"intensity": 2.0}, "swap_accuracy_x2", "flip, 2x intensity"),
+        ({"intensity": 3.0}, "swap_accuracy_x3", "flip, 3x intensity"),
+        ({"intensity": 1.5}, "swap_accuracy_x1.5", "flip, 1.5x intensity"),
+        (None, "swap_accuracy_x2.5", "flip, 2.5x intensity"),  # no settings: the key tells
+    ],
+)
+def test_the_intensity_column_reads_the_intensity_evaluate_used(
+    settings: dict | None, key: str, header: str
+) -> None:
+    """evaluate.json's key is `swap_accuracy_x{intensity:g}`: with `evaluate.intensity` 3 the
+    column shows the flips at 3x (not "–"), labelled with that intensity."""
+    scores = {"real_accuracy": 0.9, "swap_accuracy": 0.8, key: 0.97, "preservation_error": 0.1}
+    evaluate = {"attributes": {name: scores for name in ATTRS}}
+    if settings is not None:
+        evaluate["settings"] = settings
+    per_attribute, _ = render.summary_tables({"evaluate": evaluate})
+    column = list(per_attribute.headers).index(header)
+    assert [row[column] for row in per_attribute.rows] == ["97.0 %"] * len(ATTRS)
+
+
+def test_without_a_recognisable_intensity_the_column_is_empty() -> None:
+    scores = {"swap_accuracy": 0.8, "swap_accuracy_x2": 0.9, "swap_accuracy_x3": 0.97}
+    per_attribute, _ = render.summary_tables({"evaluate": {"attributes": {"Male": scores}}})
+    column = list(per_attribute.headers).index("flip, other intensity")
+    assert per_attribute.rows[0][column] == "–"

@@ -367,6 +367,7 @@ def test_evaluate_metrics_and_swap_curve(pipeline: Pipeline, attributes: list[st
     metrics = read_json(pipeline.path("evaluate", "--metrics"))
     params = tiny_params()["evaluate"]
     assert "fid" not in metrics  # evaluate.fid_images is 0 on the fast path
+    assert "inception_weights" not in metrics  # no Inception network was used
     assert metrics["settings"]["images"] == tiny_params()["data"]["synthetic_size"] // 10
     assert metrics["settings"]["alphas"] == params["alphas"]
     assert {"mse", "rmse", "psnr", "ssim"} <= set(metrics["reconstruction"])
@@ -513,6 +514,7 @@ def test_evaluate_reports_fid(
     metrics = read_json(out / option("evaluate", "--metrics"))
     fid = metrics["fid"]
     assert fid["images"] == 4 and fid["real_vs_real_images"] == 2
+    assert metrics["inception_weights"] == "fid-helper-converted"  # inception.source: fid-helper
     for key in ("real_vs_real", "reconstruction", *(f"swap/{name}" for name in attributes)):
         assert is_finite_float(fid[key]) and fid[key] >= 0, (key, fid[key])
     for name in attributes:

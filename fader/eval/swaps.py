@@ -2,7 +2,8 @@
 
 A swap flips one attribute of an image, `y_i -> 1 - y_i`, decodes E(x) with the new code and
 asks the classifier trained on real images whether it sees the new value. Training's model
-selection (`fader.train.trainer.validate`) and the evaluate stage both judge swaps this way.
+selection (`fader.train.trainer.validate`, through `swap_accuracy`) and the evaluate stage both
+judge swaps with `judge_swap`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,28 @@ def flip_attribute(y: torch.Tensor, index: int, alpha: float = 1.0) -> torch.Ten
     return swapped
 
 
+def judge_swap(
+    autoencoder: nn.Module,
+    classifier: nn.Module,
+    features: torch.Tensor | Sequence[torch.Tensor],
+    y: torch.Tensor,
+    index: int,
+    alpha: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flip attribute `index` of every image, decode and ask the classifier: the one judge.
+
+    Args:
+        features: `autoencoder.encode(x)` of the images, with labels y (B, n).
+
+    Returns:
+        verdicts (B, n) bool: what the classifier sees on the swapped images (logit > 0);
+        hits (B,) bool: whether it sees the flipped attribute's new value, i.e. present where
+        the image lacked it (y <= 0.5, as `flip_attribute` reads y) and absent where it had it.
+    """
+    verdicts = classifier(autoencoder.decode(features, flip_attribute(y, index, alpha))) > 0
+    return verdicts, verdicts[:, index] == (y[:, index] <= 0.5)
+
+
 @torch.no_grad()
 def swap_accuracy(
     autoencoder: nn.Module,
@@ -35,9 +58,7 @@ def swap_accuracy(
 ) -> dict[str, float]:
     """Per attribute: the share of images whose flipped attribute the classifier recognises."""
     features = autoencoder.encode(x)
-    accuracy = {}
-    for i, name in enumerate(attributes):
-        x_swap = autoencoder.decode(features, flip_attribute(y, i, alpha))
-        predicted = classifier(x_swap)[:, i] > 0
-        accuracy[name] = (predicted == (y[:, i] < 0.5)).float().mean().item()
-    return accuracy
+    return {
+        name: judge_swap(autoencoder, classifier, features, y, i, alpha)[1].float().mean().item()
+        for i, name in enumerate(attributes)
+    }

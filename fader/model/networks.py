@@ -37,11 +37,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Annotated
 
+import pydantic
 import torch
 from torch import Tensor, nn
 
-from fader.config import config
+from fader.config import AtLeastOne, NonNegativeInt, Probability, config
 
 IMG_CHANNELS = 3  # RGB
 HIDDEN_DIM = 512  # "a fully-connected neural network of two layers of size 512 and n" (Sec. 4)
@@ -52,26 +54,17 @@ LEAKY_SLOPE = 0.2  # "leaky-ReLUs with a slope of 0.2 in the encoder" (Sec. 4)
 # Configs
 
 
-def _check_min(name: str, value: int, minimum: int) -> None:
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
-def _check_img_size(img_size: int) -> None:
+def _power_of_two(img_size: int) -> int:
     if img_size < 8 or img_size & (img_size - 1):
-        raise ValueError(
-            f"img_size must be a power of two >= 8 (e.g. 32, 64, 128, 256), got {img_size}"
-        )
+        raise ValueError("must be a power of two >= 8 (e.g. 32, 64, 128, 256)")
+    return img_size
 
 
-def _check_dropout(name: str, value: float) -> None:
-    if not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+#: A square image side: a power of two, so every block halves it exactly, and at least 8.
+ImageSize = Annotated[int, pydantic.AfterValidator(_power_of_two)]
 
 
 def _check_fm(init_fm: int, max_fm: int) -> None:
-    _check_min("init_fm", init_fm, 1)
-    _check_min("max_fm", max_fm, 1)
     if max_fm < init_fm:
         raise ValueError(f"max_fm ({max_fm}) must be >= init_fm ({init_fm})")
 
@@ -91,26 +84,24 @@ class ModelConfig:
     `n_layers = log2(img_size) - 1` (5 at 64 px).
     """
 
-    img_size: int  # square input side in pixels, a power of two
-    n_layers: int  # encoder blocks; each halves the side, so the latent is img_size / 2**n_layers
-    n_attr: int  # binary attributes; the code fed to the decoder has 2 * n_attr channels
-    init_fm: int  # channels of the first encoder block (paper: C16)
-    max_fm: int  # channel cap (paper: C512)
-    dis_dropout: float  # latent discriminator (paper: 0.3, "extremely beneficial", Sec. 4)
+    img_size: ImageSize  # square input side in pixels
+    n_layers: AtLeastOne  # each halves the side: latent side img_size / 2**n_layers
+    n_attr: AtLeastOne  # binary attributes; the code fed to the decoder has 2 * n_attr channels
+    init_fm: AtLeastOne  # channels of the first encoder block (paper: C16)
+    max_fm: AtLeastOne  # channel cap (paper: C512)
+    dis_dropout: Probability  # latent discriminator (paper: 0.3, "extremely beneficial", Sec. 4)
     # The last n_skip decoder blocks also get the encoder map of their resolution (U-Net style):
     # n_skip 2 at 256 px adds C16 and C32, the ablation report's "skip connections from
     # C16/C32" (better reconstruction, swap accuracy falls). The official code's n_skip counts
     # from the latent side instead (its first n_skip blocks after the latent, deep maps) and
     # feeds its discriminator the shallowest skipped map; we keep the discriminator on z.
-    n_skip: int  # paper: 0
+    n_skip: NonNegativeInt  # paper: 0
     # Dropout in the first three decoder blocks (as the official code's dec_dropout); the paper
     # found it hurt, so it is only an ablation knob.
-    decoder_dropout: float  # paper: 0
-    patch_dis_layers: int  # stride-2 blocks of the optional PatchGAN output discriminator
+    decoder_dropout: Probability  # paper: 0
+    patch_dis_layers: AtLeastOne  # stride-2 blocks of the optional PatchGAN output discriminator
 
     def __post_init__(self) -> None:
-        _check_img_size(self.img_size)
-        _check_min("n_layers", self.n_layers, 1)
         max_layers = int(math.log2(self.img_size))
         if self.n_layers > max_layers:
             side = self.img_size / 2**self.n_layers
@@ -119,18 +110,13 @@ class ModelConfig:
                 f"{side:g} px; use n_layers <= {max_layers} "
                 f"({max_layers - 1} keeps the paper's 2x2 latent)"
             )
-        _check_min("n_attr", self.n_attr, 1)
         _check_fm(self.init_fm, self.max_fm)
-        _check_dropout("dis_dropout", self.dis_dropout)
-        _check_dropout("decoder_dropout", self.decoder_dropout)
-        _check_min("n_skip", self.n_skip, 0)
         if self.n_skip >= self.n_layers:
             raise ValueError(
                 f"n_skip must be < n_layers ({self.n_layers}): the first decoder block already "
                 f"takes the latent, so at most {self.n_layers - 1} blocks can get a skip "
                 f"connection; got n_skip {self.n_skip}"
             )
-        _check_min("patch_dis_layers", self.patch_dis_layers, 1)
         if self.patch_dis_layers > max_layers:
             raise ValueError(
                 f"patch_dis_layers {self.patch_dis_layers} would shrink a {self.img_size} px "
@@ -163,17 +149,14 @@ class ClassifierConfig:
     The official classifier has init_fm 32 and max_fm 512 (8 blocks at 256 px).
     """
 
-    img_size: int
-    n_attr: int  # binary attributes; one logit each
-    init_fm: int
-    max_fm: int
-    dropout: float  # after each conv block, as the official build_layers' enc_dropout
+    img_size: ImageSize
+    n_attr: AtLeastOne  # binary attributes; one logit each
+    init_fm: AtLeastOne
+    max_fm: AtLeastOne
+    dropout: Probability  # after each conv block, as the official build_layers' enc_dropout
 
     def __post_init__(self) -> None:
-        _check_img_size(self.img_size)
-        _check_min("n_attr", self.n_attr, 1)
         _check_fm(self.init_fm, self.max_fm)
-        _check_dropout("dropout", self.dropout)
 
     @property
     def n_layers(self) -> int:

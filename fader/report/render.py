@@ -9,9 +9,10 @@
   sweep results (metrics/tradeoff/<family>.json, written by experiments/tradeoff.py);
 - `curves.png`: the DVCLive training curves as small multiples (matplotlib, Agg);
 - `index.html`: a results page: summary tables (per attribute: the judge's accuracy, flips at
-  α = 1 and at 2x intensity, preservation, swap FID/KID; reconstruction MSE/PSNR/SSIM/FID/KID),
-  the curves, the grids, and every metric last, collapsed. Images are embedded as base64 data
-  URIs and there is no JavaScript, so the file opens offline and can be mailed.
+  α = 1 and at the intensity evaluate used, preservation, swap FID/KID; reconstruction
+  MSE/PSNR/SSIM/FID/KID), the curves, the grids, and every metric last, collapsed. Images are
+  embedded as base64 data URIs and there is no JavaScript, so the file opens offline and can be
+  mailed.
 
 The grids use a fixed, seeded list of test images (`fader.report.grids.fixed_indices`), so reports
 of two runs show the same faces.
@@ -203,6 +204,27 @@ def tradeoff_points(tradeoff_dir: str | os.PathLike[str]) -> dict[str, list[dict
     return families
 
 
+INTENSITY_PREFIX = "swap_accuracy_x"  # evaluate's key of the swap at `evaluate.intensity`
+
+
+def intensity_key(evaluate: dict) -> str | None:
+    """The key of the flip at the intensity `evaluate` used (`swap_accuracy_x2` at 2x).
+
+    evaluate.json records the intensity under `settings`; without it the key is the one that
+    the attributes hold (`swap_accuracy_x<intensity>`), and None when they hold none or several.
+    """
+    intensity = evaluate.get("settings", {}).get("intensity")
+    if intensity is not None:
+        return f"{INTENSITY_PREFIX}{intensity:g}"  # as fader.eval.evaluate writes it
+    keys = {
+        key
+        for scores in evaluate.get("attributes", {}).values()
+        for key in scores
+        if key.startswith(INTENSITY_PREFIX)
+    }
+    return keys.pop() if len(keys) == 1 else None
+
+
 def summary_tables(metrics: dict[str, dict]) -> list[Table]:
     """The page's lead: per-attribute edits and the reconstruction, from evaluate.json (none
     without it)."""
@@ -210,7 +232,7 @@ def summary_tables(metrics: dict[str, dict]) -> list[Table]:
     if not evaluate:
         return []
     fid, kid = evaluate.get("fid", {}), evaluate.get("kid", {})
-    intensity = evaluate.get("settings", {}).get("intensity", 2.0)
+    intensity = intensity_key(evaluate)
 
     def percent(value: float | None) -> str:
         return "–" if value is None else f"{100 * value:.1f} %"
@@ -226,7 +248,7 @@ def summary_tables(metrics: dict[str, dict]) -> list[Table]:
             name,
             percent(scores.get("real_accuracy")),
             percent(scores.get("swap_accuracy")),
-            percent(scores.get("swap_accuracy_x2")),
+            percent(scores.get(intensity) if intensity else None),
             percent(scores.get("preservation_error")),
             distance(f"swap/{name}"),
         ]
@@ -238,7 +260,9 @@ def summary_tables(metrics: dict[str, dict]) -> list[Table]:
             "attribute",
             "judge accuracy (real)",
             "flip, α = 1",
-            f"flip, {intensity:g}x intensity",
+            f"flip, {intensity.removeprefix(INTENSITY_PREFIX)}x intensity"
+            if intensity
+            else "flip, other intensity",
             "preservation error",
             "swap FID / KID",
         ],
