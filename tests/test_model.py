@@ -16,9 +16,14 @@ from fader.model.networks import (
     ModelConfig,
     PatchDiscriminator,
     attribute_code,
-    count_parameters,
 )
 from tests.conftest import make
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    """Sum of numel over parameters (BatchNorm running stats are buffers, not counted)."""
+    return sum(p.numel() for p in module.parameters())
+
 
 # -- parameter counts (PAPER.md, "Official code details"): 256 px, max_fm 512, one attribute ---
 
