@@ -2,8 +2,9 @@
 
 The library, in layers; a module imports only from its own layer or the ones above it here:
 
-- `io` (atomic writes), `runtime` (devices, seeds), `config` (strict configs), `parallel`;
-- `data`: CelebA's format, the sources (`data.sources`), preprocessing, the prepared dataset;
+- `io` (atomic writes), `runtime` (devices, seeds), `config` (strict configs), `parallel`,
+  `image` (decoding photos, the centred crop, pixel conversions, PNG and tiles);
+- `data`: the on-disk formats, the sources (`data.sources`), preprocessing, the prepared dataset;
 - `model`: the networks of Section 4 and their checkpoints;
 - `train` and `eval`: the training loops, and the metrics that judge a model;
 - `report`: grids, curves and the HTML page;

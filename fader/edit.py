@@ -29,11 +29,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fader.data import align, celeba
-from fader.data.prepared import to_float
-from fader.data.preprocess import decode_square, square_resize
+from fader.data import align, formats
+from fader.image import (
+    GUTTER,
+    load_photo,
+    load_square,
+    square_resize,
+    tile,
+    to_float,
+    to_uint8_image,
+)
 from fader.model.networks import AttributeClassifier, AutoEncoder
-from fader.report import grids
 
 log = logging.getLogger(__name__)
 
@@ -73,18 +79,6 @@ def parse_alphas(text: str) -> list[float]:
     return alphas
 
 
-def read_image(data: bytes, img_size: int, source: str = "image") -> np.ndarray:
-    """Decode, crop and resize exactly like the training data: (img_size, img_size, 3) uint8.
-
-    For a photo already framed like CelebA's aligned images. A file that is not a readable
-    image raises ValueError naming `source`.
-    """
-    try:
-        return np.array(decode_square(data, img_size))  # a writable copy, for torch
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ValueError(f"{source} is not a readable image: {error}") from None
-
-
 @dataclass(frozen=True)
 class Photo:
     """A photo ready for the model: the decoded photo, its alignment, the model-size crop."""
@@ -103,12 +97,12 @@ def prepare_photo(
 ) -> Photo:
     """A photo's bytes → what the model sees, aligned first unless `aligned` says it already is.
 
-    Raises `align.PhotoError` (a ValueError) for an unreadable or oversized file, or a photo
-    without a face.
+    Raises `fader.image.PhotoError` (a ValueError) for an unreadable or oversized file, or a
+    photo without a face.
     """
     if aligned:
-        return Photo(read_image(data, img_size, source))
-    photo = align.load_photo(data, source)
+        return Photo(load_square(data, img_size, source))
+    photo = load_photo(data, source)
     alignment = align.align(photo, face, source)
     pixels = square_resize(Image.fromarray(alignment.aligned), img_size)
     return Photo(np.array(pixels), photo, alignment)
@@ -175,7 +169,7 @@ class Editor:
     def alpha(self, encoded: Encoded, settings: Mapping[str, float]) -> torch.Tensor:
         """(1, n): the photo's own values, with each attribute in `settings` set to its value."""
         if settings:
-            celeba.check_attributes(list(settings), valid=self.attributes)
+            formats.check_attributes(list(settings), valid=self.attributes)
         alpha = encoded.own.clone()
         for name, value in settings.items():
             alpha[:, self.attributes.index(name)] = float(value)
@@ -184,7 +178,7 @@ class Editor:
     @torch.no_grad()
     def decode(self, encoded: Encoded, settings: Mapping[str, float]) -> np.ndarray:
         """The photo decoded with `settings` (NAME → α): (S, S, 3) uint8."""
-        return grids.to_uint8_image(self._decode(encoded, self.alpha(encoded, settings))[0])
+        return to_uint8_image(self._decode(encoded, self.alpha(encoded, settings))[0])
 
     @torch.no_grad()
     def change(self, encoded: Encoded, settings: Mapping[str, float]) -> np.ndarray:
@@ -204,15 +198,15 @@ class Editor:
         attribute: str,
         alphas: Sequence[float],
         settings: Mapping[str, float] | None = None,
-        gutter: int = grids.GUTTER,
+        gutter: int = GUTTER,
     ) -> np.ndarray:
         """One row: the model's input, then the photo with `attribute` = each α.
 
         Other attributes follow `settings` and the photo's own values. Returns uint8
-        (S, (1+K)*S + K*gutter, 3), laid out like `fader.report.grids` (white gutters).
+        (S, (1+K)*S + K*gutter, 3), laid out like the report's grids (`fader.image.tile`).
         """
         settings = dict(settings or {})
-        celeba.check_attributes([attribute], valid=self.attributes)
+        formats.check_attributes([attribute], valid=self.attributes)
         if attribute in settings:
             raise ValueError(
                 f"{attribute} is both the strip's attribute and set to "
@@ -226,8 +220,8 @@ class Editor:
         for value in alphas:
             alpha[:, index] = float(value)
             columns.append(self._decode(encoded, alpha))
-        cells = grids.to_uint8_image(torch.stack(columns, dim=1))  # (1, 1+K, S, S, 3)
-        return grids.tile(cells, gutter)
+        cells = to_uint8_image(torch.stack(columns, dim=1))  # (1, 1+K, S, S, 3)
+        return tile(cells, gutter)
 
     def unset(self, settings: Mapping[str, float], varied: Sequence[str] = ()) -> list[str]:
         """The attributes that keep the photo's own value."""

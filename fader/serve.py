@@ -20,7 +20,6 @@ parallelism to spare for two decodes at once.
 
 from __future__ import annotations
 
-import io as _io
 import logging
 import math
 import secrets
@@ -31,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -40,8 +38,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from fader import edit
-from fader.data.align import PhotoError
-from fader.data.prepared import PreparedDataset, to_uint8
+from fader.data.prepared import PreparedDataset
+from fader.image import PhotoError, encode_png, to_uint8_image
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +87,10 @@ class PhotoStore:
 
 def png(pixels: np.ndarray) -> Response:
     """An (H, W, 3) uint8 image as a PNG response (fast compression: it is sent, not stored)."""
-    buffer = _io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buffer, format="PNG", compress_level=1)
     return Response(
-        buffer.getvalue(), media_type="image/png", headers={"Cache-Control": "no-store"}
+        encode_png(pixels, compress_level=1),
+        media_type="image/png",
+        headers={"Cache-Control": "no-store"},
     )
 
 
@@ -165,7 +163,7 @@ def create_app(
         if examples is None or not 0 <= index < n_examples:
             return error(f"example {index} does not exist ({n_examples} examples)", 404)
         x, _ = examples.batch([index])
-        return open_session(edit.Photo(to_uint8(x[0]).permute(1, 2, 0).numpy()))
+        return open_session(edit.Photo(to_uint8_image(x[0])))
 
     def session_of(request: Request) -> Session | None:
         return store.get(request.path_params["key"])

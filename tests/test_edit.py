@@ -15,12 +15,13 @@ from fader.config import to_dict
 from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
 from fader.data.preprocess import prepare
+from fader.image import load_square
 from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
-from fader.report import grids
 from fader.train.config import TrainConfig
 from fader.train.trainer import BEST_SWAP, train_fader
 from tests.conftest import make, make_raw_celeba
+from tests.test_image import cell
 
 ATTRS = ("Smiling", "Male")
 MODEL = make(ModelConfig, img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16)
@@ -156,7 +157,7 @@ def test_unset_attributes_come_from_the_classifier(
     male = save_classifier(tmp_path / "male.pt", ("Male", "Smiling"), logits=MALE)
     net, judged = checkpoint.load_network(male, "classifier")
     photo = trained["photo"].read_bytes()
-    x = torch.from_numpy(edit.read_image(photo, 32)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    x = torch.from_numpy(load_square(photo, 32)).permute(2, 0, 1)[None].float() / 127.5 - 1
     verdict = dict(zip(judged, (net(x) > 0).float()[0].tolist()))
     assert verdict == {"Male": 1.0, "Smiling": 0.0}
     with_judge = edit_image(autoencoder, attributes, photo, {"Smiling": 1.0}, (net, judged))
@@ -196,9 +197,9 @@ def test_strip_shows_the_original_then_each_alpha(trained: dict[str, Path], tmp_
     assert result.exit_code == 0, result.output
     strip = png(out)
     assert strip.shape == (32, 4 * 32 + 3 * 2, 3)
-    original = edit.read_image(trained["photo"].read_bytes(), 32)
-    assert np.array_equal(grids.cell(strip, 0, 0, 32), original)
-    assert not np.array_equal(grids.cell(strip, 0, 1, 32), grids.cell(strip, 0, 3, 32))
+    original = load_square(trained["photo"].read_bytes(), 32)
+    assert np.array_equal(cell(strip, 0, 0, 32), original)
+    assert not np.array_equal(cell(strip, 0, 1, 32), cell(strip, 0, 3, 32))
     assert (strip[:, 32:34] == 255).all()  # gutter
 
 

@@ -24,6 +24,7 @@ LAYERS = {
     "fader.runtime": 0,
     "fader.config": 0,
     "fader.parallel": 0,
+    "fader.image": 0,
     "fader.data": 1,
     "fader.model": 2,
     "fader.eval": 3,

@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from fader.config import AtLeastOne, NonNegativeInt, config
-from fader.data.prepared import PreparedDataset, to_uint8
+from fader.data.prepared import PreparedDataset
 from fader.eval import image_metrics
 from fader.eval.swaps import flip_attribute
+from fader.image import to_uint8
 
 
 @config
