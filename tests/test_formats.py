@@ -74,6 +74,17 @@ def test_unknown_attribute_lists_valid_names() -> None:
     assert formats.check_attributes(("Male", "Young")) == ["Male", "Young"]
 
 
+def test_any_names_pass_without_a_list_of_valid_ones_but_not_none_or_twice() -> None:
+    # params.yaml's names, before the raw folder says which exist (PreprocessConfig)
+    assert formats.check_attributes(("red", "Smiling"), valid=None) == ["red", "Smiling"]
+    with pytest.raises(ValueError, match=r"no attributes selected; list some, e.g. \[Smiling\]"):
+        formats.check_attributes([], valid=None)
+    with pytest.raises(ValueError, match="no attributes selected; choose from: A, B"):
+        formats.check_attributes([], valid=["A", "B"])
+    with pytest.raises(ValueError, match=r"listed more than once: \['red', 'red'\]"):
+        formats.check_attributes(["red", "red"], valid=None)
+
+
 @pytest.mark.celeba
 def test_parser_reads_the_real_files(shared_celeba: Path) -> None:
     table = formats.read_attributes(shared_celeba / formats.ATTR_FILE)

@@ -83,13 +83,19 @@ class CelebAFormatError(ValueError):
     """A CelebA annotation file does not have the documented layout."""
 
 
-def check_attributes(names: Sequence[str], valid: Sequence[str] = CELEBA_ATTRIBUTES) -> list[str]:
-    """Return `names` as a list, or raise naming the unknown ones and listing the valid ones."""
+def check_attributes(
+    names: Sequence[str], valid: Sequence[str] | None = CELEBA_ATTRIBUTES
+) -> list[str]:
+    """Return `names` as a list, or raise naming the unknown ones and listing the valid ones.
+
+    There must be at least one and none twice. `valid=None` accepts any name: params.yaml's
+    are checked against the raw folder's own attributes only once a source has written it.
+    """
     names = list(names)
     if not names:
-        raise ValueError("no attributes selected; choose from: " + ", ".join(valid))
-    unknown = [n for n in names if n not in valid]
-    if unknown:
+        hint = "list some, e.g. [Smiling]" if valid is None else "choose from: " + ", ".join(valid)
+        raise ValueError(f"no attributes selected; {hint}")
+    if valid is not None and (unknown := [n for n in names if n not in valid]):
         raise ValueError(
             f"unknown attribute(s) {', '.join(map(repr, unknown))}; valid names are: "
             + ", ".join(valid)
