@@ -47,6 +47,17 @@ log = logging.getLogger(__name__)
 Classifier = tuple[AttributeClassifier, Sequence[str]]
 
 
+def parse_value(name: str, text: str) -> float:
+    """An attribute's value `text` as a finite number (outside [0, 1] extrapolates, Sec. 4)."""
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"{name}={text!r} is not a finite number")
+    return number
+
+
 def parse_settings(pairs: Sequence[str]) -> dict[str, float]:
     """`["Smiling=0.8", "Male=-0.5"]` → `{"Smiling": 0.8, "Male": -0.5}` (NAME=FLOAT each)."""
     settings: dict[str, float] = {}
@@ -54,11 +65,13 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, float]:
         name, sep, value = pair.partition("=")
         name = name.strip()
         try:
-            number = float(value)
+            if not sep or not name:
+                raise ValueError
+            number = parse_value(name, value)
         except ValueError:
-            number = math.nan
-        if not sep or not name or not math.isfinite(number):
-            raise ValueError(f"malformed setting {pair!r}: expected NAME=FLOAT, e.g. Smiling=0.8")
+            raise ValueError(
+                f"malformed setting {pair!r}: expected NAME=FLOAT, e.g. Smiling=0.8"
+            ) from None
         if name in settings:
             raise ValueError(f"attribute {name!r} is set more than once")
         settings[name] = number

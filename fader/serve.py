@@ -21,7 +21,6 @@ parallelism to spare for two decodes at once.
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import threading
 from collections import OrderedDict
@@ -175,12 +174,7 @@ def create_app(
                 raise ValueError(
                     f"unknown attribute {name!r}; this model edits {editor.attributes}"
                 )
-            try:
-                settings[name] = float(value)
-            except ValueError:
-                settings[name] = math.nan
-            if not math.isfinite(settings[name]):
-                raise ValueError(f"{name}={value!r} is not a finite number")
+            settings[name] = edit.parse_value(name, value)
         return settings
 
     def image(request: Request) -> Response:  # sync: Starlette runs it in its thread pool

@@ -256,6 +256,16 @@ def test_unknown_attribute_lists_the_valid_ones(trained: dict[str, Path], tmp_pa
     assert not (tmp_path / "out.png").exists()
 
 
+def test_one_value_parser_for_the_command_line_and_the_web_app() -> None:
+    assert edit.parse_settings(["Smiling=0.8", " Male = -0.5"]) == {"Smiling": 0.8, "Male": -0.5}
+    assert edit.parse_value("Male", "2") == 2.0  # extrapolation is allowed
+    for text in ("nan", "-inf", "lots", ""):
+        with pytest.raises(ValueError, match=f"Male={text!r} is not a finite number"):
+            edit.parse_value("Male", text)
+    with pytest.raises(ValueError, match="malformed setting 'Male=inf': expected NAME=FLOAT"):
+        edit.parse_settings(["Male=inf"])
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
