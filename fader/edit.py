@@ -43,8 +43,9 @@ from fader.model.networks import AttributeClassifier, AutoEncoder
 
 log = logging.getLogger(__name__)
 
-#: A loaded classifier and the attributes it predicts, as `checkpoint.load_network` returns.
-Classifier = tuple[AttributeClassifier, Sequence[str]]
+#: A loaded classifier and the attributes it predicts, in the order of its outputs: the pair
+#: `checkpoint.load_network(path, "classifier")` returns.
+ClassifierAndAttributes = tuple[AttributeClassifier, Sequence[str]]
 
 
 def parse_value(name: str, text: str) -> float:
@@ -97,7 +98,7 @@ class Photo:
     """A photo ready for the model: the decoded photo, its alignment, the model-size crop."""
 
     pixels: np.ndarray  # (S, S, 3) uint8: what the model sees
-    photo: np.ndarray | None = None  # (H, W, 3) uint8 RGB, upright; None without alignment
+    original: np.ndarray | None = None  # (H, W, 3) uint8 RGB, upright; None without alignment
     alignment: align.Alignment | None = None
 
 
@@ -115,21 +116,21 @@ def prepare_photo(
     """
     if aligned:
         return Photo(load_square(data, img_size, source))
-    photo = load_photo(data, source)
-    alignment = align.align(photo, face, source)
+    original = load_photo(data, source)
+    alignment = align.align(original, face, source)
     pixels = square_resize(Image.fromarray(alignment.aligned), img_size)
-    return Photo(np.array(pixels), photo, alignment)
+    return Photo(np.array(pixels), original, alignment)
 
 
 def check_classifier(
-    autoencoder: AutoEncoder, attributes: Sequence[str], classifier: Classifier
+    autoencoder: AutoEncoder, attributes: Sequence[str], classifier: ClassifierAndAttributes
 ) -> None:
     """Refuse a classifier that cannot judge the model's attributes at the model's size."""
-    net, judged = classifier
-    missing = [name for name in attributes if name not in judged]
+    net, judged_attributes = classifier
+    missing = [name for name in attributes if name not in judged_attributes]
     if missing:
         raise ValueError(
-            f"the classifier predicts {list(judged)} but the model edits "
+            f"the classifier predicts {list(judged_attributes)} but the model edits "
             f"{list(attributes)} (missing {missing}): use the classifier trained "
             "on the model's data"
         )
@@ -158,7 +159,7 @@ class Editor:
         self,
         autoencoder: AutoEncoder,
         attributes: Sequence[str],
-        classifier: Classifier | None = None,
+        classifier: ClassifierAndAttributes | None = None,
     ) -> None:
         if len(attributes) != autoencoder.cfg.n_attr:
             raise ValueError(
@@ -247,14 +248,14 @@ class Editor:
         """The photo's own values (1, n): the classifier's 0/1 verdicts, else 0 (module doc)."""
         if self.classifier is None:
             return torch.zeros(x.shape[0], len(self.attributes), device=x.device)
-        net, judged = self.classifier
+        net, judged_attributes = self.classifier
         was_training = net.training
         net.eval()
         try:
-            logits = net(x.to(next(net.parameters()).device)).to(x.device)  # (B, len(judged))
+            logits = net(x.to(next(net.parameters()).device)).to(x.device)  # (B, n judged)
         finally:
             net.train(was_training)
-        columns = [list(judged).index(name) for name in self.attributes]
+        columns = [list(judged_attributes).index(name) for name in self.attributes]
         return (logits[:, columns] > 0).float()  # sigmoid > 0.5
 
     def warn_unset(self, settings: Mapping[str, float], varied: Sequence[str] = ()) -> None:
@@ -290,8 +291,8 @@ def edit_photo(
         return editor.strip(encoded, strip, alphas, settings)
     if not paste_back:
         return editor.decode(encoded, settings)
-    if photo.alignment is None or photo.photo is None:
+    if photo.alignment is None or photo.original is None:
         raise ValueError(
             "paste-back needs the photo's alignment: it cannot be used with --no-align"
         )
-    return align.paste_back(photo.photo, photo.alignment, editor.change(encoded, settings))
+    return align.paste_back(photo.original, photo.alignment, editor.change(encoded, settings))

@@ -154,7 +154,7 @@ def create_app(
             photo = await run_in_threadpool(edit.prepare_photo, data, editor.img_size, source=name)
         except PhotoError as problem:
             return error(str(problem))
-        log.info("photo %s: %dx%d px", name, photo.photo.shape[1], photo.photo.shape[0])
+        log.info("photo %s: %dx%d px", name, photo.original.shape[1], photo.original.shape[0])
         return await run_in_threadpool(open_session, photo)
 
     def example(request: Request) -> JSONResponse:
@@ -183,9 +183,8 @@ def create_app(
             return error("no such photo (it may have been forgotten: upload it again)", 404)
         kind = request.path_params["kind"]
         if kind == "original":
-            return png(
-                session.photo.photo if session.photo.photo is not None else session.photo.pixels
-            )
+            original = session.photo.original
+            return png(original if original is not None else session.photo.pixels)
         if kind == "aligned":
             alignment = session.photo.alignment
             return png(alignment.aligned if alignment is not None else session.photo.pixels)

@@ -155,12 +155,14 @@ def test_unset_attributes_come_from_the_classifier(
 ) -> None:
     autoencoder, attributes = checkpoint.load_network(trained["model"], "fader")
     male = save_classifier(tmp_path / "male.pt", ("Male", "Smiling"), logits=MALE)
-    net, judged = checkpoint.load_network(male, "classifier")
+    net, judged_attributes = checkpoint.load_network(male, "classifier")
     photo = trained["photo"].read_bytes()
     x = torch.from_numpy(load_square(photo, 32)).permute(2, 0, 1)[None].float() / 127.5 - 1
-    verdict = dict(zip(judged, (net(x) > 0).float()[0].tolist()))
+    verdict = dict(zip(judged_attributes, (net(x) > 0).float()[0].tolist()))
     assert verdict == {"Male": 1.0, "Smiling": 0.0}
-    with_judge = edit_image(autoencoder, attributes, photo, {"Smiling": 1.0}, (net, judged))
+    with_judge = edit_image(
+        autoencoder, attributes, photo, {"Smiling": 1.0}, (net, judged_attributes)
+    )
     explicit = edit_image(autoencoder, attributes, photo, {"Smiling": 1.0, "Male": verdict["Male"]})
     assert np.array_equal(with_judge, explicit)
     # what no classifier decodes (Male = 0) differs: the verdict was used, by name

@@ -328,8 +328,10 @@ def test_the_last_epoch_is_kept_instead_without_training_again(
 
 
 def test_classifier_checkpoint_and_metrics(pipeline: Pipeline, attributes: list[str]) -> None:
-    _, judged = checkpoint.load_network(pipeline.path("train_classifier", "--out"), "classifier")
-    assert judged == attributes
+    _, judged_attributes = checkpoint.load_network(
+        pipeline.path("train_classifier", "--out"), "classifier"
+    )
+    assert judged_attributes == attributes
     metrics = read_json(pipeline.path("train_classifier", "--metrics"))
     assert set(metrics) == {"test_accuracy", "epochs", "best_valid_accuracy"}
     assert set(metrics["test_accuracy"]) == {*attributes, "mean"}

@@ -66,7 +66,7 @@ def _grid(
     return tile(cells, gutter)
 
 
-def _with(y: torch.Tensor, values: Mapping[int, float]) -> torch.Tensor:
+def _set_attributes(y: torch.Tensor, values: Mapping[int, float]) -> torch.Tensor:
     """y (B, n) with the given attribute columns set to constant values."""
     alpha = y.clone().float()
     for index, value in values.items():
@@ -94,7 +94,7 @@ def interpolation_grid(
     device, y (B, n) 0/1. Returns uint8 (B*S + (B-1)*g, (2+K)*S + (1+K)*g, 3).
     """
     _check_index(attribute_index, y)
-    edits = [_with(y, {attribute_index: float(a)}) for a in alphas]
+    edits = [_set_attributes(y, {attribute_index: float(a)}) for a in alphas]
     return _grid(autoencoder, x, y, edits, gutter)
 
 
@@ -141,5 +141,5 @@ def multi_swap_grid(
         if not combo:
             raise ValueError("each multi-swap combination must set at least one attribute")
         formats.check_attributes(list(combo), valid=list(attributes))
-        edits.append(_with(y, {attributes.index(k): float(v) for k, v in combo.items()}))
+        edits.append(_set_attributes(y, {attributes.index(k): float(v) for k, v in combo.items()}))
     return _grid(autoencoder, x, y, edits, gutter)
