@@ -180,9 +180,9 @@ def bench_preprocess(
     dataset: str, raw_dir: Path, config: PreprocessConfig, plan: Plan, scratch: Path
 ) -> list[dict[str, Any]]:
     """Both pre-processing paths at every size of the plan, on one CelebA-format folder."""
-    from fader.data import celeba
+    from fader.data import formats
 
-    paths = sorted((raw_dir / celeba.IMAGE_DIR).glob("*.jpg"))
+    paths = sorted((raw_dir / formats.IMAGE_DIR).glob("*.jpg"))
     for path in paths:  # into the page cache, so neither path pays for the first read
         path.read_bytes()
     rows = []

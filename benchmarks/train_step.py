@@ -117,8 +117,8 @@ def _random_prepared(folder: Path, img_size: int) -> Any:
     import numpy as np
     import pandas as pd
 
+    from fader.data.formats import IMAGES_FILE, META_FILE, TABLE_FILE
     from fader.data.prepared import PreparedDataset
-    from fader.data.preprocess import IMAGES_FILE, META_FILE, TABLE_FILE
 
     rng = np.random.default_rng(0)
     np.save(folder / IMAGES_FILE, rng.integers(0, 256, (N_IMAGES, img_size, img_size, 3), np.uint8))

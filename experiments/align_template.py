@@ -29,7 +29,7 @@ import typer
 from PIL import Image
 
 from fader import io
-from fader.data import align, celeba
+from fader.data import align, formats
 
 
 def main(
@@ -38,10 +38,10 @@ def main(
     unaligned: int = typer.Option(60, min=1, help="Images to un-align and align again."),
 ) -> None:
     """Detect the landmarks on every aligned image and write their mean and spread."""
-    folders = sorted(p for p in celeba_dir.glob(f"{celeba.IMAGE_DIR}*") if p.is_dir())
+    folders = sorted(p for p in celeba_dir.glob(f"{formats.IMAGE_DIR}*") if p.is_dir())
     paths = sorted(path for folder in folders for path in folder.glob("*.jpg"))
     if not paths:
-        raise typer.BadParameter(f"no JPEGs in {celeba_dir}/{celeba.IMAGE_DIR}*/")
+        raise typer.BadParameter(f"no JPEGs in {celeba_dir}/{formats.IMAGE_DIR}*/")
     start = time.perf_counter()
     found = []
     for path in paths:

@@ -3,9 +3,9 @@
 The library, in layers from the bottom up; a module imports only from its own layer or the ones
 before it here (tests/test_layout.py reads this list and checks every import against it):
 
-- `io`, `runtime`, `config`, `parallel`: atomic writes; devices and seeds; strict configs; worker
-  processes;
-- `data`: CelebA's format, the sources (`data.sources`), preprocessing, the prepared dataset;
+- `io`, `runtime`, `config`, `parallel`, `image`: atomic writes; devices and seeds; strict
+  configs; worker processes; decoding photos, the centred crop, pixel conversions, PNG and tiles;
+- `data`: the on-disk formats, the sources (`data.sources`), preprocessing, the prepared dataset;
 - `model`: the networks of Section 4 and their checkpoints;
 - `eval`: the metrics that judge a model;
 - `train`: the training loops (model selection judges swaps with `eval.swaps`);

@@ -29,16 +29,34 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fader.data import align, celeba
-from fader.data.prepared import to_float
-from fader.data.preprocess import decode_square, square_resize
+from fader.data import align, formats
+from fader.image import (
+    GUTTER,
+    load_photo,
+    load_square,
+    square_resize,
+    tile,
+    to_float,
+    to_uint8_image,
+)
 from fader.model.networks import AttributeClassifier, AutoEncoder
-from fader.report import grids
 
 log = logging.getLogger(__name__)
 
-#: A loaded classifier and the attributes it predicts, as `checkpoint.load_network` returns.
-Classifier = tuple[AttributeClassifier, Sequence[str]]
+#: A loaded classifier and the attributes it predicts, in the order of its outputs: the pair
+#: `checkpoint.load_network(path, "classifier")` returns.
+ClassifierAndAttributes = tuple[AttributeClassifier, Sequence[str]]
+
+
+def parse_value(name: str, text: str) -> float:
+    """An attribute's value `text` as a finite number (outside [0, 1] extrapolates, Sec. 4)."""
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"{name}={text!r} is not a finite number")
+    return number
 
 
 def parse_settings(pairs: Sequence[str]) -> dict[str, float]:
@@ -48,11 +66,13 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, float]:
         name, sep, value = pair.partition("=")
         name = name.strip()
         try:
-            number = float(value)
+            if not sep or not name:
+                raise ValueError
+            number = parse_value(name, value)
         except ValueError:
-            number = math.nan
-        if not sep or not name or not math.isfinite(number):
-            raise ValueError(f"malformed setting {pair!r}: expected NAME=FLOAT, e.g. Smiling=0.8")
+            raise ValueError(
+                f"malformed setting {pair!r}: expected NAME=FLOAT, e.g. Smiling=0.8"
+            ) from None
         if name in settings:
             raise ValueError(f"attribute {name!r} is set more than once")
         settings[name] = number
@@ -73,24 +93,12 @@ def parse_alphas(text: str) -> list[float]:
     return alphas
 
 
-def read_image(data: bytes, img_size: int, source: str = "image") -> np.ndarray:
-    """Decode, crop and resize exactly like the training data: (img_size, img_size, 3) uint8.
-
-    For a photo already framed like CelebA's aligned images. A file that is not a readable
-    image raises ValueError naming `source`.
-    """
-    try:
-        return np.array(decode_square(data, img_size))  # a writable copy, for torch
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ValueError(f"{source} is not a readable image: {error}") from None
-
-
 @dataclass(frozen=True)
 class Photo:
     """A photo ready for the model: the decoded photo, its alignment, the model-size crop."""
 
     pixels: np.ndarray  # (S, S, 3) uint8: what the model sees
-    photo: np.ndarray | None = None  # (H, W, 3) uint8 RGB, upright; None without alignment
+    original: np.ndarray | None = None  # (H, W, 3) uint8 RGB, upright; None without alignment
     alignment: align.Alignment | None = None
 
 
@@ -103,26 +111,26 @@ def prepare_photo(
 ) -> Photo:
     """A photo's bytes → what the model sees, aligned first unless `aligned` says it already is.
 
-    Raises `align.PhotoError` (a ValueError) for an unreadable or oversized file, or a photo
-    without a face.
+    Raises `fader.image.PhotoError` (a ValueError) for an unreadable or oversized file, or a
+    photo without a face.
     """
     if aligned:
-        return Photo(read_image(data, img_size, source))
-    photo = align.load_photo(data, source)
-    alignment = align.align(photo, face, source)
+        return Photo(load_square(data, img_size, source))
+    original = load_photo(data, source)
+    alignment = align.align(original, face, source)
     pixels = square_resize(Image.fromarray(alignment.aligned), img_size)
-    return Photo(np.array(pixels), photo, alignment)
+    return Photo(np.array(pixels), original, alignment)
 
 
 def check_classifier(
-    autoencoder: AutoEncoder, attributes: Sequence[str], classifier: Classifier
+    autoencoder: AutoEncoder, attributes: Sequence[str], classifier: ClassifierAndAttributes
 ) -> None:
     """Refuse a classifier that cannot judge the model's attributes at the model's size."""
-    net, judged = classifier
-    missing = [name for name in attributes if name not in judged]
+    net, judged_attributes = classifier
+    missing = [name for name in attributes if name not in judged_attributes]
     if missing:
         raise ValueError(
-            f"the classifier predicts {list(judged)} but the model edits "
+            f"the classifier predicts {list(judged_attributes)} but the model edits "
             f"{list(attributes)} (missing {missing}): use the classifier trained "
             "on the model's data"
         )
@@ -151,7 +159,7 @@ class Editor:
         self,
         autoencoder: AutoEncoder,
         attributes: Sequence[str],
-        classifier: Classifier | None = None,
+        classifier: ClassifierAndAttributes | None = None,
     ) -> None:
         if len(attributes) != autoencoder.cfg.n_attr:
             raise ValueError(
@@ -175,7 +183,7 @@ class Editor:
     def alpha(self, encoded: Encoded, settings: Mapping[str, float]) -> torch.Tensor:
         """(1, n): the photo's own values, with each attribute in `settings` set to its value."""
         if settings:
-            celeba.check_attributes(list(settings), valid=self.attributes)
+            formats.check_attributes(list(settings), valid=self.attributes)
         alpha = encoded.own.clone()
         for name, value in settings.items():
             alpha[:, self.attributes.index(name)] = float(value)
@@ -184,7 +192,7 @@ class Editor:
     @torch.no_grad()
     def decode(self, encoded: Encoded, settings: Mapping[str, float]) -> np.ndarray:
         """The photo decoded with `settings` (NAME → α): (S, S, 3) uint8."""
-        return grids.to_uint8_image(self._decode(encoded, self.alpha(encoded, settings))[0])
+        return to_uint8_image(self._decode(encoded, self.alpha(encoded, settings))[0])
 
     @torch.no_grad()
     def change(self, encoded: Encoded, settings: Mapping[str, float]) -> np.ndarray:
@@ -204,15 +212,15 @@ class Editor:
         attribute: str,
         alphas: Sequence[float],
         settings: Mapping[str, float] | None = None,
-        gutter: int = grids.GUTTER,
+        gutter: int = GUTTER,
     ) -> np.ndarray:
         """One row: the model's input, then the photo with `attribute` = each α.
 
         Other attributes follow `settings` and the photo's own values. Returns uint8
-        (S, (1+K)*S + K*gutter, 3), laid out like `fader.report.grids` (white gutters).
+        (S, (1+K)*S + K*gutter, 3), laid out like the report's grids (`fader.image.tile`).
         """
         settings = dict(settings or {})
-        celeba.check_attributes([attribute], valid=self.attributes)
+        formats.check_attributes([attribute], valid=self.attributes)
         if attribute in settings:
             raise ValueError(
                 f"{attribute} is both the strip's attribute and set to "
@@ -226,8 +234,8 @@ class Editor:
         for value in alphas:
             alpha[:, index] = float(value)
             columns.append(self._decode(encoded, alpha))
-        cells = grids.to_uint8_image(torch.stack(columns, dim=1))  # (1, 1+K, S, S, 3)
-        return grids.tile(cells, gutter)
+        cells = to_uint8_image(torch.stack(columns, dim=1))  # (1, 1+K, S, S, 3)
+        return tile(cells, gutter)
 
     def unset(self, settings: Mapping[str, float], varied: Sequence[str] = ()) -> list[str]:
         """The attributes that keep the photo's own value."""
@@ -240,14 +248,14 @@ class Editor:
         """The photo's own values (1, n): the classifier's 0/1 verdicts, else 0 (module doc)."""
         if self.classifier is None:
             return torch.zeros(x.shape[0], len(self.attributes), device=x.device)
-        net, judged = self.classifier
+        net, judged_attributes = self.classifier
         was_training = net.training
         net.eval()
         try:
-            logits = net(x.to(next(net.parameters()).device)).to(x.device)  # (B, len(judged))
+            logits = net(x.to(next(net.parameters()).device)).to(x.device)  # (B, n judged)
         finally:
             net.train(was_training)
-        columns = [list(judged).index(name) for name in self.attributes]
+        columns = [list(judged_attributes).index(name) for name in self.attributes]
         return (logits[:, columns] > 0).float()  # sigmoid > 0.5
 
     def warn_unset(self, settings: Mapping[str, float], varied: Sequence[str] = ()) -> None:
@@ -283,8 +291,8 @@ def edit_photo(
         return editor.strip(encoded, strip, alphas, settings)
     if not paste_back:
         return editor.decode(encoded, settings)
-    if photo.alignment is None or photo.photo is None:
+    if photo.alignment is None or photo.original is None:
         raise ValueError(
             "paste-back needs the photo's alignment: it cannot be used with --no-align"
         )
-    return align.paste_back(photo.photo, photo.alignment, editor.change(encoded, settings))
+    return align.paste_back(photo.original, photo.alignment, editor.change(encoded, settings))

@@ -20,9 +20,7 @@ parallelism to spare for two decodes at once.
 
 from __future__ import annotations
 
-import io as _io
 import logging
-import math
 import secrets
 import threading
 from collections import OrderedDict
@@ -31,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -40,8 +37,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from fader import edit
-from fader.data.align import PhotoError
-from fader.data.prepared import PreparedDataset, to_uint8
+from fader.data.prepared import PreparedDataset
+from fader.image import PhotoError, encode_png, to_uint8_image
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +86,10 @@ class PhotoStore:
 
 def png(pixels: np.ndarray) -> Response:
     """An (H, W, 3) uint8 image as a PNG response (fast compression: it is sent, not stored)."""
-    buffer = _io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buffer, format="PNG", compress_level=1)
     return Response(
-        buffer.getvalue(), media_type="image/png", headers={"Cache-Control": "no-store"}
+        encode_png(pixels, compress_level=1),
+        media_type="image/png",
+        headers={"Cache-Control": "no-store"},
     )
 
 
@@ -157,7 +154,7 @@ def create_app(
             photo = await run_in_threadpool(edit.prepare_photo, data, editor.img_size, source=name)
         except PhotoError as problem:
             return error(str(problem))
-        log.info("photo %s: %dx%d px", name, photo.photo.shape[1], photo.photo.shape[0])
+        log.info("photo %s: %dx%d px", name, photo.original.shape[1], photo.original.shape[0])
         return await run_in_threadpool(open_session, photo)
 
     def example(request: Request) -> JSONResponse:
@@ -165,7 +162,7 @@ def create_app(
         if examples is None or not 0 <= index < n_examples:
             return error(f"example {index} does not exist ({n_examples} examples)", 404)
         x, _ = examples.batch([index])
-        return open_session(edit.Photo(to_uint8(x[0]).permute(1, 2, 0).numpy()))
+        return open_session(edit.Photo(to_uint8_image(x[0])))
 
     def session_of(request: Request) -> Session | None:
         return store.get(request.path_params["key"])
@@ -177,12 +174,7 @@ def create_app(
                 raise ValueError(
                     f"unknown attribute {name!r}; this model edits {editor.attributes}"
                 )
-            try:
-                settings[name] = float(value)
-            except ValueError:
-                settings[name] = math.nan
-            if not math.isfinite(settings[name]):
-                raise ValueError(f"{name}={value!r} is not a finite number")
+            settings[name] = edit.parse_value(name, value)
         return settings
 
     def image(request: Request) -> Response:  # sync: Starlette runs it in its thread pool
@@ -191,9 +183,8 @@ def create_app(
             return error("no such photo (it may have been forgotten: upload it again)", 404)
         kind = request.path_params["kind"]
         if kind == "original":
-            return png(
-                session.photo.photo if session.photo.photo is not None else session.photo.pixels
-            )
+            original = session.photo.original
+            return png(original if original is not None else session.photo.pixels)
         if kind == "aligned":
             alignment = session.photo.alignment
             return png(alignment.aligned if alignment is not None else session.photo.pixels)

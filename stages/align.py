@@ -22,13 +22,13 @@ def main(
 ) -> None:
     """Detect the face and its landmarks, then warp it onto CelebA's aligned template."""
     from fader.data import align
-    from fader.report import grids
+    from fader.image import load_photo, save_png
 
     _common.setup()
     _photo.check_output(out, image)
-    photo = align.load_photo(image.read_bytes(), str(image))
+    photo = load_photo(image.read_bytes(), str(image))
     alignment = align.align(photo, face, str(image))
-    grids.save_png(out, alignment.aligned)
+    save_png(out, alignment.aligned)
     log.info(
         "wrote %s (face at %s, confidence %.3f)", out, alignment.face.box, alignment.face.confidence
     )

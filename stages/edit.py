@@ -48,8 +48,8 @@ def main(
 ) -> None:
     """Edit one photo; unset attributes keep the classifier's verdict on it (see fader.edit)."""
     from fader import edit
+    from fader.image import save_png
     from fader.model import checkpoint
-    from fader.report import grids
 
     _common.setup()
     _photo.check_output(out, image, force)
@@ -69,5 +69,5 @@ def main(
     )
     editor = edit.Editor(autoencoder, attributes, judge)
     result = edit.edit_photo(editor, photo, settings, strip, values, paste_back)
-    grids.save_png(out, result)
+    save_png(out, result)
     log.info("wrote %s (%dx%d px)", out, result.shape[1], result.shape[0])

@@ -27,10 +27,10 @@ def main(
     _common.setup(all_params.seed)
     device = runtime.resolve_device(config.device)
     autoencoder, attributes = checkpoint.load_network(model, "fader")
-    judge, judged = checkpoint.load_network(classifier, "classifier")
+    judge, judged_attributes = checkpoint.load_network(classifier, "classifier")
     test = PreparedDataset(data, "test", attributes=attributes)
-    if judged != attributes:
-        raise ValueError(f"{classifier} judges {judged}, but {model} edits {attributes}")
+    if judged_attributes != attributes:
+        raise ValueError(f"{classifier} judges {judged_attributes}, but {model} edits {attributes}")
     for name, size in ((model, autoencoder.cfg.img_size), (classifier, judge.cfg.img_size)):
         if size != test.img_size:
             raise ValueError(

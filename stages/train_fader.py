@@ -43,10 +43,10 @@ def main(
     valid = PreparedDataset(data, "valid")
     shape = {"img_size": train.img_size, "n_attr": len(train.attributes)}
     model = all_params.build(ModelConfig, "model", shape)
-    judge, judged = checkpoint.load_network(classifier, "classifier")
-    if judged != train.attributes:
+    judge, judged_attributes = checkpoint.load_network(classifier, "classifier")
+    if judged_attributes != train.attributes:
         raise ValueError(
-            f"{classifier} judges {judged}, but the data has {train.attributes}: "
+            f"{classifier} judges {judged_attributes}, but the data has {train.attributes}: "
             "retrain the classifier (dvc repro train_classifier)"
         )
     group, device = distributed.join(config.device)

@@ -18,9 +18,10 @@ import torch
 from PIL import Image
 
 from fader.config import field_names
-from fader.data import celeba
+from fader.data import formats
 from fader.data.config import PreprocessConfig, SourceConfig
 from fader.eval.evaluate import EvaluateConfig
+from fader.image import crop_box
 from fader.model.networks import ClassifierConfig, ModelConfig
 from fader.report.render import RenderConfig
 from fader.train.config import ClassifierTrainConfig, TrainConfig
@@ -106,23 +107,23 @@ def make_raw_celeba(
     """
     rng = np.random.default_rng(seed)
     width, height = size
-    _, top, _, bottom = celeba.crop_box(width, height)
-    (root / celeba.IMAGE_DIR).mkdir(parents=True)
+    _, top, _, bottom = crop_box(width, height)
+    (root / formats.IMAGE_DIR).mkdir(parents=True)
     names = [f"{i:06d}.jpg" for i in range(1, n + 1)]
     for name in names:
         pixels = np.zeros((height, width, 3), np.uint8)
         pixels[:top] = (255, 0, 0)
         pixels[top:bottom] = (0, 255, 0)
         pixels[bottom:] = (0, 0, 255)
-        Image.fromarray(pixels).save(root / celeba.IMAGE_DIR / name, quality=95)
-    values = rng.choice(np.array([-1, 1], np.int8), size=(n, len(celeba.CELEBA_ATTRIBUTES)))
-    celeba.write_attributes(
-        root / celeba.ATTR_FILE,
-        pd.DataFrame(values, index=names, columns=list(celeba.CELEBA_ATTRIBUTES)),
+        Image.fromarray(pixels).save(root / formats.IMAGE_DIR / name, quality=95)
+    values = rng.choice(np.array([-1, 1], np.int8), size=(n, len(formats.CELEBA_ATTRIBUTES)))
+    formats.write_attributes(
+        root / formats.ATTR_FILE,
+        pd.DataFrame(values, index=names, columns=list(formats.CELEBA_ATTRIBUTES)),
     )
     split = np.array(["train"] * int(0.6 * n) + ["valid"] * int(0.2 * n))
     split = np.concatenate([split, ["test"] * (n - len(split))])
-    celeba.write_partition(root / celeba.PARTITION_FILE, pd.Series(split, index=names))
+    formats.write_partition(root / formats.PARTITION_FILE, pd.Series(split, index=names))
     return root
 
 

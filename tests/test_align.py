@@ -1,9 +1,8 @@
-"""fader.data.align: photos of every kind decoded upright, similarity fits, and (on real CelebA
+"""fader.data.align: similarity fits, and (on real CelebA
 faces, `-m celeba`) alignment that recovers CelebA's own framing of un-aligned faces."""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from pathlib import Path
@@ -19,24 +18,14 @@ from typer.testing import CliRunner
 import stages.align
 import stages.edit
 from fader.data import align
-from fader.data.preprocess import decode_square
+from fader.image import load_photo
 from fader.model import checkpoint
 from fader.model.networks import AutoEncoder, ModelConfig
 from tests.conftest import ROOT, make
+from tests.test_image import asymmetric, encode
 
 W, H = align.ALIGNED_SIZE
 CORNERS = np.array([[0, 0], [W, 0], [0, H], [W, H]], np.float64)
-
-
-def encode(image: Image.Image, format: str = "PNG", **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=format, **options)
-    return buffer.getvalue()
-
-
-def asymmetric(width: int = 30, height: int = 20) -> np.ndarray:
-    """An image whose every pixel differs: any transposition shows."""
-    return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
 def transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -46,56 +35,6 @@ def transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """outer ∘ inner, both (2, 3)."""
     return (np.vstack([outer, [0, 0, 1]]) @ np.vstack([inner, [0, 0, 1]]))[:2]
-
-
-# --- photos of every kind ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
-def test_exif_orientation_is_applied(orientation: int) -> None:
-    upright = asymmetric()
-    stored = {
-        1: lambda im: im,
-        3: lambda im: im.transpose(Image.Transpose.ROTATE_180),
-        6: lambda im: im.transpose(Image.Transpose.ROTATE_90),
-        8: lambda im: im.transpose(Image.Transpose.ROTATE_270),
-    }[orientation](Image.fromarray(upright))
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    data = encode(stored, "PNG", exif=exif)
-    assert np.array_equal(align.load_photo(data), upright)
-    # the --no-align path (the training crop) turns it upright too
-    assert np.array_equal(
-        decode_square(data, 8), decode_square(encode(Image.fromarray(upright)), 8)
-    )
-
-
-def test_every_mode_becomes_rgb() -> None:
-    rgba = np.zeros((4, 5, 4), np.uint8)
-    rgba[..., 0] = 200
-    rgba[:2, :, 3] = 255  # top half opaque red, bottom half transparent
-    photo = align.load_photo(encode(Image.fromarray(rgba, "RGBA")))
-    assert photo.shape == (4, 5, 3) and photo.dtype == np.uint8
-    assert (photo[:2] == (200, 0, 0)).all() and (photo[2:] == 255).all()  # transparent → white
-    gray = np.arange(20, dtype=np.uint8).reshape(4, 5)
-    assert (align.load_photo(encode(Image.fromarray(gray, "L")))[..., 1] == gray).all()
-    sixteen = Image.fromarray(gray.astype(np.uint16) * 257)
-    assert np.array_equal(align.load_photo(encode(sixteen))[..., 0], gray)
-    cmyk = Image.new("CMYK", (5, 4), (0, 255, 255, 0))  # pure red in CMYK
-    assert (align.load_photo(encode(cmyk, "JPEG", quality=100))[..., 0] > 240).all()
-    palette = Image.fromarray(gray, "L").convert("P")
-    assert align.load_photo(encode(palette)).shape == (4, 5, 3)
-
-
-def test_unreadable_and_oversized_photos_are_refused() -> None:
-    with pytest.raises(align.PhotoError, match="notes.txt is not a readable image"):
-        align.load_photo(b"not an image", "notes.txt")
-    with pytest.raises(align.PhotoError, match=r"big.png is 30x20 = 0 megapixels; at most 0"):
-        align.load_photo(encode(Image.fromarray(asymmetric())), "big.png", max_pixels=599)
-    assert align.load_photo(encode(Image.fromarray(asymmetric())), max_pixels=600).shape[:2] == (
-        20,
-        30,
-    )
 
 
 # --- the template and the similarity fit ---------------------------------------------------------
@@ -196,7 +135,7 @@ def test_a_sideways_phone_photo_aligns_like_the_upright_one(shared_celeba: Path)
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to view"
     stored = Image.fromarray(face).transpose(Image.Transpose.ROTATE_90)
-    sideways = align.align(align.load_photo(encode(stored, "PNG", exif=exif)))  # lossless
+    sideways = align.align(load_photo(encode(stored, "PNG", exif=exif)))  # lossless
     upright = align.align(face)
     error = np.linalg.norm(
         transform(sideways.matrix, CORNERS) - transform(upright.matrix, CORNERS), axis=1

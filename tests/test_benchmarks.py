@@ -7,7 +7,7 @@ import numpy as np
 
 from benchmarks import train_step
 from benchmarks.run import naive_load
-from fader.data import celeba
+from fader.data import formats
 from fader.data.config import PreprocessConfig
 from fader.data.preprocess import prepare
 from fader.data.sources import synthetic
@@ -19,7 +19,7 @@ def test_naive_baseline_matches_prepare(tmp_path: Path) -> None:
     config = make(PreprocessConfig, img_size=64, attributes=("Smiling",), workers=1)
     prepare(tmp_path / "raw", tmp_path / "prepared", config, progress=False)
     ours = np.load(tmp_path / "prepared" / "images.npy")
-    naive = naive_load(sorted((tmp_path / "raw" / celeba.IMAGE_DIR).glob("*.jpg")), 64)
+    naive = naive_load(sorted((tmp_path / "raw" / formats.IMAGE_DIR).glob("*.jpg")), 64)
     assert naive.shape == ours.shape == (10, 64, 64, 3)
     assert naive.dtype == ours.dtype == np.uint8
     # the same crop and resize; ours decodes at half the JPEG scale first (Image.draft), so

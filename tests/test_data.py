@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from fader.data import celeba
+from fader.data import formats
 from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
 from fader.data.preprocess import prepare
@@ -23,7 +23,7 @@ def prepared(tmp_path: Path) -> Path:
     """
     raw = make_raw_celeba(tmp_path / "raw")
     rng = np.random.default_rng(0)
-    for path in sorted((raw / celeba.IMAGE_DIR).glob("*.jpg")):
+    for path in sorted((raw / formats.IMAGE_DIR).glob("*.jpg")):
         pixels = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(path, quality=95)
     config = make(PreprocessConfig, img_size=32, attributes=("Smiling", "Male", "Young"), workers=1)

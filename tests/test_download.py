@@ -28,7 +28,7 @@ import requests
 import scipy.io
 from PIL import Image
 
-from fader.data import celeba
+from fader.data import formats
 from fader.data.sources import celeba as celeba_source
 from fader.data.sources import flowers, remote
 from tests.conftest import make_raw_celeba
@@ -274,8 +274,8 @@ def test_official_files_are_drive_links_by_id() -> None:
     ids = {name: gdown.parse_url.parse_url(r.url) for name, r in celeba_source.CELEBA_FILES.items()}
     assert ids == {
         "img_align_celeba.zip": ("0B7EVK8r0v71pZjFTYXZWM3FlRnM", True),
-        celeba.ATTR_FILE: ("0B7EVK8r0v71pblRyaVFSWGxPY0U", True),
-        celeba.PARTITION_FILE: ("0B7EVK8r0v71pY0NSMzRuSXJEVkk", True),
+        formats.ATTR_FILE: ("0B7EVK8r0v71pblRyaVFSWGxPY0U", True),
+        formats.PARTITION_FILE: ("0B7EVK8r0v71pY0NSMzRuSXJEVkk", True),
     }
     captions = flowers.FLOWERS_FILES[flowers.FLOWERS_CAPTIONS].url
     assert gdown.parse_url.parse_url(captions) == (flowers.FLOWERS_CAPTIONS_ID, True)
@@ -293,12 +293,12 @@ def _fake_celeba_files(
     folder = make_raw_celeba(root / "src", n=6, size=(36, 44))
     buffer = _io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted((folder / celeba.IMAGE_DIR).iterdir()):
-            archive.write(path, f"{celeba.IMAGE_DIR}/{path.name}")
+        for path in sorted((folder / formats.IMAGE_DIR).iterdir()):
+            archive.write(path, f"{formats.IMAGE_DIR}/{path.name}")
     data = {
-        f"{celeba.IMAGE_DIR}.zip": buffer.getvalue(),
-        celeba.ATTR_FILE: (folder / celeba.ATTR_FILE).read_bytes(),
-        celeba.PARTITION_FILE: (folder / celeba.PARTITION_FILE).read_bytes(),
+        f"{formats.IMAGE_DIR}.zip": buffer.getvalue(),
+        formats.ATTR_FILE: (folder / formats.ATTR_FILE).read_bytes(),
+        formats.PARTITION_FILE: (folder / formats.PARTITION_FILE).read_bytes(),
     }
     files = {
         name: remote.RemoteFile(url(f"id-{i}"), _md5(b)) for i, (name, b) in enumerate(data.items())
@@ -329,10 +329,10 @@ def test_drive_file_with_another_md5_is_refused(drive: FakeDrive, tmp_path: Path
     raw = tmp_path / "data" / "raw"
     with pytest.raises(remote.ChecksumError) as info:
         celeba_source.fetch_celeba(raw, None, progress=False, files=files)
-    assert f"expected {files[celeba.ATTR_FILE].md5}" in str(info.value)
+    assert f"expected {files[formats.ATTR_FILE].md5}" in str(info.value)
     assert "celeba_dir" in str(info.value)
     cache = tmp_path / "data" / ".raw.download"
-    assert sorted(p.name for p in cache.iterdir()) == [f"{celeba.IMAGE_DIR}.zip"]
+    assert sorted(p.name for p in cache.iterdir()) == [f"{formats.IMAGE_DIR}.zip"]
     assert not raw.exists()
 
 
@@ -369,11 +369,11 @@ def test_failed_download_keeps_the_cache_for_resume(drive: FakeDrive, tmp_path: 
     drive.files = {f"id-{i}": content for i, content in enumerate(data.values())}
     raw = tmp_path / "data" / "raw"
     cache = tmp_path / "data" / ".raw.download"
-    part = cache / f"{celeba.IMAGE_DIR}.zipabcdefgh.part"
+    part = cache / f"{formats.IMAGE_DIR}.zipabcdefgh.part"
 
     def cut_short(**kwargs: Any) -> str:
         drive.calls.append(kwargs)
-        part.write_bytes(data[f"{celeba.IMAGE_DIR}.zip"][:100])
+        part.write_bytes(data[f"{formats.IMAGE_DIR}.zip"][:100])
         raise gdown.exceptions.DownloadError("Download is incomplete: received 100 bytes")
 
     with pytest.MonkeyPatch.context() as patch:
@@ -384,7 +384,7 @@ def test_failed_download_keeps_the_cache_for_resume(drive: FakeDrive, tmp_path: 
     celeba_source.fetch_celeba(raw, None, progress=False, files=files)
     assert drive.calls[0]["output"] == drive.calls[1]["output"]  # the same place, so it resumes
     assert all(c["resume"] is True for c in drive.calls)
-    assert (raw / celeba.ATTR_FILE).read_bytes() == data[celeba.ATTR_FILE]
+    assert (raw / formats.ATTR_FILE).read_bytes() == data[formats.ATTR_FILE]
 
 
 def test_fetch_celeba_over_plain_urls(server: FakeServer, tmp_path: Path) -> None:
@@ -393,9 +393,9 @@ def test_fetch_celeba_over_plain_urls(server: FakeServer, tmp_path: Path) -> Non
         server.files[f"/id-{i}"] = content
     raw = tmp_path / "data" / "raw"
     celeba_source.fetch_celeba(raw, None, progress=False, files=files)
-    with zipfile.ZipFile(raw / f"{celeba.IMAGE_DIR}.zip") as archive:
-        assert f"{celeba.IMAGE_DIR}/000001.jpg" in archive.namelist()
-    assert (raw / celeba.PARTITION_FILE).read_bytes() == data[celeba.PARTITION_FILE]
+    with zipfile.ZipFile(raw / f"{formats.IMAGE_DIR}.zip") as archive:
+        assert f"{formats.IMAGE_DIR}/000001.jpg" in archive.namelist()
+    assert (raw / formats.PARTITION_FILE).read_bytes() == data[formats.PARTITION_FILE]
     assert sorted(p.name for p in raw.parent.iterdir()) == ["raw"]
 
 
@@ -404,25 +404,25 @@ def test_fetch_celeba_over_plain_urls(server: FakeServer, tmp_path: Path) -> Non
 
 def test_fetch_celeba_links_a_local_copy(tmp_path: Path) -> None:
     src = make_raw_celeba(tmp_path / "copy", n=5, size=(36, 44))
-    (src / celeba.IMAGE_DIR).rename(src / "img_align_celeba_36x44")  # any img_align_celeba* name
+    (src / formats.IMAGE_DIR).rename(src / "img_align_celeba_36x44")  # any img_align_celeba* name
     (src / "img_align_celeba_36x44" / "notes.txt").write_text("not an image")
     files = {
         name: remote.RemoteFile("unused", remote.md5sum(src / name))
-        for name in (celeba.ATTR_FILE, celeba.PARTITION_FILE)
+        for name in (formats.ATTR_FILE, formats.PARTITION_FILE)
     }
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "stale.txt").write_text("from an older run")
     celeba_source.fetch_celeba(raw, src, progress=False, files=files)
     assert sorted(p.name for p in raw.iterdir()) == sorted(
-        [celeba.IMAGE_DIR, celeba.ATTR_FILE, celeba.PARTITION_FILE]
+        [formats.IMAGE_DIR, formats.ATTR_FILE, formats.PARTITION_FILE]
     )
-    images = sorted(p.name for p in (raw / celeba.IMAGE_DIR).iterdir())
+    images = sorted(p.name for p in (raw / formats.IMAGE_DIR).iterdir())
     assert images == [f"{i:06d}.jpg" for i in range(1, 6)]
-    assert (raw / celeba.IMAGE_DIR / "000001.jpg").samefile(
+    assert (raw / formats.IMAGE_DIR / "000001.jpg").samefile(
         src / "img_align_celeba_36x44" / "000001.jpg"
     )
-    assert len(celeba.read_attributes(raw / celeba.ATTR_FILE)) == 5
+    assert len(formats.read_attributes(raw / formats.ATTR_FILE)) == 5
 
 
 def test_fetch_celeba_links_a_local_zip(tmp_path: Path) -> None:
@@ -448,11 +448,11 @@ def test_fetch_celeba_names_missing_files(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError) as info:
         celeba_source.fetch_celeba(tmp_path / "raw", src, progress=False)
     message = str(info.value)
-    assert f"expected {src / celeba.ATTR_FILE}" in message
-    assert f"expected {src / celeba.PARTITION_FILE}" in message
-    for name in (celeba.ATTR_FILE, celeba.PARTITION_FILE):
+    assert f"expected {src / formats.ATTR_FILE}" in message
+    assert f"expected {src / formats.PARTITION_FILE}" in message
+    for name in (formats.ATTR_FILE, formats.PARTITION_FILE):
         (src / name).write_text("x")
-    (src / celeba.IMAGE_DIR).mkdir()  # present but empty: no images
+    (src / formats.IMAGE_DIR).mkdir()  # present but empty: no images
     with pytest.raises(FileNotFoundError, match=r"no CelebA images.*img_align_celeba\.zip"):
         celeba_source.fetch_celeba(tmp_path / "raw", src, progress=False)
     with pytest.raises(FileNotFoundError, match="is not a folder"):
@@ -462,7 +462,7 @@ def test_fetch_celeba_names_missing_files(tmp_path: Path) -> None:
 
 def test_fetch_celeba_refuses_two_image_folders(tmp_path: Path) -> None:
     src = make_raw_celeba(tmp_path / "copy", n=2, size=(36, 44))
-    (src / celeba.IMAGE_DIR).rename(src / "img_align_celeba_a")
+    (src / formats.IMAGE_DIR).rename(src / "img_align_celeba_a")
     (src / "img_align_celeba_b").mkdir()
     (src / "img_align_celeba_b" / "000001.jpg").write_bytes(b"")
     with pytest.raises(ValueError, match="several image folders"):
@@ -473,9 +473,11 @@ def test_fetch_celeba_refuses_two_image_folders(tmp_path: Path) -> None:
 def test_fetch_celeba_from_shared_mini(shared_celeba: Path, tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     celeba_source.fetch_celeba(raw, shared_celeba, progress=False)
-    assert len(os.listdir(raw / celeba.IMAGE_DIR)) == 5000
-    assert remote.md5sum(raw / celeba.ATTR_FILE) == celeba_source.CELEBA_FILES[celeba.ATTR_FILE].md5
-    assert len(celeba.read_partition(raw / celeba.PARTITION_FILE)) == 202_599
+    assert len(os.listdir(raw / formats.IMAGE_DIR)) == 5000
+    assert (
+        remote.md5sum(raw / formats.ATTR_FILE) == celeba_source.CELEBA_FILES[formats.ATTR_FILE].md5
+    )
+    assert len(formats.read_partition(raw / formats.PARTITION_FILE)) == 202_599
 
 
 # --- Oxford-102 flowers -----------------------------------------------------------------------
@@ -548,13 +550,13 @@ def _files(data: dict[str, bytes], url: str = "unused") -> dict[str, remote.Remo
 
 def _check_flowers(raw: Path, min_captions: int = 5) -> None:
     assert sorted(p.name for p in raw.iterdir()) == sorted(
-        [celeba.IMAGE_DIR, celeba.ATTR_FILE, celeba.PARTITION_FILE]
+        [formats.IMAGE_DIR, formats.ATTR_FILE, formats.PARTITION_FILE]
     )
     names = [f"image_{i:05d}.jpg" for i in CAPTIONS]
-    assert sorted(os.listdir(raw / celeba.IMAGE_DIR)) == names
-    with Image.open(raw / celeba.IMAGE_DIR / "image_00002.jpg") as image:
+    assert sorted(os.listdir(raw / formats.IMAGE_DIR)) == names
+    with Image.open(raw / formats.IMAGE_DIR / "image_00002.jpg") as image:
         assert image.size == (12, 8)
-    table = celeba.read_attributes(raw / celeba.ATTR_FILE)
+    table = formats.read_attributes(raw / formats.ATTR_FILE)
     assert list(table.columns) == list(flowers.FLOWER_COLOURS)
     assert list(table.index) == names
     on = {name: set(table.columns[table.loc[name] == 1]) for name in names}
@@ -565,7 +567,7 @@ def _check_flowers(raw: Path, min_captions: int = 5) -> None:
             "image_00003.jpg": {"red", "orange"},
             "image_00004.jpg": {"white"},
         }
-    split = celeba.read_partition(raw / celeba.PARTITION_FILE)
+    split = formats.read_partition(raw / formats.PARTITION_FILE)
     assert split.to_dict() == dict(zip(names, ["train", "train", "valid", "test"], strict=True))
 
 
@@ -581,7 +583,7 @@ def test_caption_threshold_is_a_parameter(tmp_path: Path) -> None:
     src = _write_local(tmp_path / "copy", data)
     raw = tmp_path / "raw"
     flowers.fetch_flowers(raw, src, progress=False, min_captions=4, files=_files(data))
-    table = celeba.read_attributes(raw / celeba.ATTR_FILE)
+    table = formats.read_attributes(raw / formats.ATTR_FILE)
     assert table.loc["image_00001.jpg", "yellow"] == 1  # 4/10 now enough
     assert table.loc["image_00003.jpg", "pink"] == 1
     assert table.loc["image_00004.jpg", "white"] == 1

@@ -15,12 +15,13 @@ from fader.config import to_dict
 from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
 from fader.data.preprocess import prepare
+from fader.image import load_square
 from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
-from fader.report import grids
 from fader.train.config import TrainConfig
 from fader.train.trainer import BEST_SWAP, train_fader
 from tests.conftest import make, make_raw_celeba
+from tests.test_image import cell
 
 ATTRS = ("Smiling", "Male")
 MODEL = make(ModelConfig, img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16)
@@ -154,12 +155,14 @@ def test_unset_attributes_come_from_the_classifier(
 ) -> None:
     autoencoder, attributes = checkpoint.load_network(trained["model"], "fader")
     male = save_classifier(tmp_path / "male.pt", ("Male", "Smiling"), logits=MALE)
-    net, judged = checkpoint.load_network(male, "classifier")
+    net, judged_attributes = checkpoint.load_network(male, "classifier")
     photo = trained["photo"].read_bytes()
-    x = torch.from_numpy(edit.read_image(photo, 32)).permute(2, 0, 1)[None].float() / 127.5 - 1
-    verdict = dict(zip(judged, (net(x) > 0).float()[0].tolist()))
+    x = torch.from_numpy(load_square(photo, 32)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    verdict = dict(zip(judged_attributes, (net(x) > 0).float()[0].tolist()))
     assert verdict == {"Male": 1.0, "Smiling": 0.0}
-    with_judge = edit_image(autoencoder, attributes, photo, {"Smiling": 1.0}, (net, judged))
+    with_judge = edit_image(
+        autoencoder, attributes, photo, {"Smiling": 1.0}, (net, judged_attributes)
+    )
     explicit = edit_image(autoencoder, attributes, photo, {"Smiling": 1.0, "Male": verdict["Male"]})
     assert np.array_equal(with_judge, explicit)
     # what no classifier decodes (Male = 0) differs: the verdict was used, by name
@@ -196,9 +199,9 @@ def test_strip_shows_the_original_then_each_alpha(trained: dict[str, Path], tmp_
     assert result.exit_code == 0, result.output
     strip = png(out)
     assert strip.shape == (32, 4 * 32 + 3 * 2, 3)
-    original = edit.read_image(trained["photo"].read_bytes(), 32)
-    assert np.array_equal(grids.cell(strip, 0, 0, 32), original)
-    assert not np.array_equal(grids.cell(strip, 0, 1, 32), grids.cell(strip, 0, 3, 32))
+    original = load_square(trained["photo"].read_bytes(), 32)
+    assert np.array_equal(cell(strip, 0, 0, 32), original)
+    assert not np.array_equal(cell(strip, 0, 1, 32), cell(strip, 0, 3, 32))
     assert (strip[:, 32:34] == 255).all()  # gutter
 
 
@@ -253,6 +256,16 @@ def test_unknown_attribute_lists_the_valid_ones(trained: dict[str, Path], tmp_pa
     )
     assert isinstance(result.exception, ValueError) and "Eyeglasses" in str(result.exception)
     assert not (tmp_path / "out.png").exists()
+
+
+def test_one_value_parser_for_the_command_line_and_the_web_app() -> None:
+    assert edit.parse_settings(["Smiling=0.8", " Male = -0.5"]) == {"Smiling": 0.8, "Male": -0.5}
+    assert edit.parse_value("Male", "2") == 2.0  # extrapolation is allowed
+    for text in ("nan", "-inf", "lots", ""):
+        with pytest.raises(ValueError, match=f"Male={text!r} is not a finite number"):
+            edit.parse_value("Male", text)
+    with pytest.raises(ValueError, match="malformed setting 'Male=inf': expected NAME=FLOAT"):
+        edit.parse_settings(["Male=inf"])
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from fader.eval import swaps
 from fader.eval.evaluate import EvaluateConfig, _judge_batch, ablation_table, evaluate
 from fader.eval.swaps import flip_attribute
 from fader.model.networks import AttributeClassifier, AutoEncoder, ClassifierConfig, ModelConfig
-from tests.conftest import TEST_DEFAULTS, make, make_raw_celeba
+from tests.conftest import make, make_raw_celeba, params_defaults
 
 ATTRS = ("Smiling", "Male", "Eyeglasses")
 SIZE = 32
@@ -130,7 +130,7 @@ def test_alphas_must_hold_1_and_the_intensity(
     alphas: tuple, intensity: float, message: str
 ) -> None:
     """Refused when the config is built (from params.yaml: a `ConfigError`), before any judging."""
-    values = {**TEST_DEFAULTS[EvaluateConfig], "alphas": alphas, "intensity": intensity}
+    values = {**params_defaults(EvaluateConfig), "alphas": alphas, "intensity": intensity}
     with pytest.raises(ConfigError, match=message):
         build(EvaluateConfig, values, "evaluate")
     with pytest.raises(ValueError, match="must hold 1"):

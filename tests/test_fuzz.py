@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from fader.config import ConfigError
-from fader.data import align, celeba
-from fader.edit import read_image
+from fader.data import formats
+from fader.image import PhotoError, load_photo, load_square
 from stages import _common
 from tests.test_params import CONFIGS, PARAMS
 
@@ -114,8 +114,8 @@ def test_attribute_files(tmp_path_factory: pytest.TempPathFactory, rows, kind, d
     path = tmp_path_factory.mktemp("attr") / "list_attr_celeba.txt"
     path.write_bytes(mutate(attribute_lines(rows), kind, data.draw))
     try:
-        table = celeba.read_attributes(path)
-    except celeba.CelebAFormatError as error:
+        table = formats.read_attributes(path)
+    except formats.CelebAFormatError as error:
         assert str(error).startswith(str(path)), error
         assert kind in BREAKING, f"{kind} is documented as fine, but: {error}"
         return
@@ -144,12 +144,12 @@ def test_partition_files(tmp_path_factory: pytest.TempPathFactory, names, parts,
     path = tmp_path_factory.mktemp("part") / "list_eval_partition.txt"
     path.write_text(ending.join(lines) + ending)
     try:
-        split = celeba.read_partition(path)
-    except celeba.CelebAFormatError as error:
+        split = formats.read_partition(path)
+    except formats.CelebAFormatError as error:
         assert str(error).startswith(str(path)) and kind not in ("ok", "crlf"), error
         return
     assert kind in ("ok", "crlf"), f"{kind} passed silently"
-    assert split.to_dict() == {n: celeba.SPLITS[int(v)] for n, v in zip(names, values)}
+    assert split.to_dict() == {n: formats.SPLITS[int(v)] for n, v in zip(names, values)}
 
 
 # --- images --------------------------------------------------------------------------------------
@@ -194,14 +194,14 @@ def test_photos(data) -> None:
     CASES["images"] += 1
     blob, kind = encoded(data.draw)
     try:
-        photo = align.load_photo(blob, "upload.jpg")
-    except align.PhotoError as error:
+        photo = load_photo(blob, "upload.jpg")
+    except PhotoError as error:
         assert "upload.jpg" in str(error), error
         assert kind in ("truncated", "empty", "noise"), f"{kind}: {error}"
         return
     assert photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3
     try:
-        square = read_image(blob, 8, "upload.jpg")  # the --no-align path
+        square = load_square(blob, 8, "upload.jpg")  # the --no-align path
     except ValueError as error:
         assert "upload.jpg" in str(error) and kind == "truncated", f"{kind}: {error}"
         return
@@ -212,8 +212,8 @@ def test_a_decompression_bomb_is_refused_before_decoding() -> None:
     CASES["images"] += 1
     buffer = io.BytesIO()
     Image.new("L", (9000, 8000)).save(buffer, format="PNG")  # 72 megapixels, 70 KB
-    with pytest.raises(align.PhotoError, match="bomb.png is 9000x8000 = 72 megapixels"):
-        align.load_photo(buffer.getvalue(), "bomb.png")
+    with pytest.raises(PhotoError, match="bomb.png is 9000x8000 = 72 megapixels"):
+        load_photo(buffer.getvalue(), "bomb.png")
 
 
 # --- params --------------------------------------------------------------------------------------

@@ -1,16 +1,15 @@
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
-from fader.data.prepared import to_float
+from fader.image import to_uint8_image
 from fader.model.networks import AutoEncoder, ModelConfig
 from fader.report import grids
 from tests.conftest import make
+from tests.test_image import cell
 
 S, G = 8, 2  # cell side and gutter of the stub grids
 NAMES = ["A", "B", "C"]
@@ -42,7 +41,7 @@ def colour(alpha: list[float]) -> np.ndarray:
 
 
 def assert_cell(grid: np.ndarray, row: int, col: int, rgb: np.ndarray) -> None:
-    got = grids.cell(grid, row, col, S, G)
+    got = cell(grid, row, col, S, G)
     assert got.shape == (S, S, 3)
     assert (got == rgb).all(), (row, col, got[0, 0], rgb)
 
@@ -115,20 +114,9 @@ def test_grids_of_a_real_model() -> None:
     y = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     grid = grids.interpolation_grid(model, x, y, 0, [0.0, 1.0])
     assert grid.shape == (3 * 32 + 2 * 2, 4 * 32 + 3 * 2, 3)
-    assert (grids.cell(grid, 1, 0, 32) == grids.to_uint8_image(x[1])).all()
-    assert not (grids.cell(grid, 0, 2, 32) == grids.cell(grid, 0, 3, 32)).all()  # α matters
+    assert (cell(grid, 1, 0, 32) == to_uint8_image(x[1])).all()
+    assert not (cell(grid, 0, 2, 32) == cell(grid, 0, 3, 32)).all()  # α matters
     assert model.training
-
-
-def test_to_uint8_image_inverts_to_float() -> None:
-    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=3)
-    back = grids.to_uint8_image(to_float(pixels))
-    assert back.shape == (1, 16, 16, 3) and back.dtype == np.uint8
-    assert (back == pixels).all()
-    values = torch.tensor([-2.0, -1.0, 1.0, 3.0]).view(1, 2, 2).repeat(3, 1, 1)
-    single = grids.to_uint8_image(values)
-    assert single.shape == (2, 2, 3)
-    assert single[..., 0].tolist() == [[0, 0], [255, 255]]  # clamped
 
 
 def test_fixed_indices_are_seeded_distinct_and_prefix_stable() -> None:
@@ -140,14 +128,3 @@ def test_fixed_indices_are_seeded_distinct_and_prefix_stable() -> None:
     assert sorted(grids.fixed_indices(5, 8, seed=0).tolist()) == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="need n_images >= 1"):
         grids.fixed_indices(0, 8, seed=0)
-
-
-def test_save_png_is_lossless(tmp_path: Path) -> None:
-    array = np.random.default_rng(0).integers(0, 256, (10, 14, 3), dtype=np.uint8)
-    grids.save_png(tmp_path / "sub" / "a.png", array)
-    with Image.open(tmp_path / "sub" / "a.png") as image:
-        assert image.format == "PNG"
-        assert (np.asarray(image) == array).all()
-    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["a.png"]  # no temporary left
-    with pytest.raises(ValueError, match="uint8"):
-        grids.save_png(tmp_path / "b.png", array.astype(np.float32))

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from fader.data.prepared import to_uint8
 from fader.eval import fid, image_metrics
+from fader.image import to_uint8
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

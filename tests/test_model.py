@@ -16,9 +16,14 @@ from fader.model.networks import (
     ModelConfig,
     PatchDiscriminator,
     attribute_code,
-    count_parameters,
 )
-from tests.conftest import TEST_DEFAULTS, make
+from tests.conftest import make, params_defaults
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    """Sum of numel over parameters (BatchNorm running stats are buffers, not counted)."""
+    return sum(p.numel() for p in module.parameters())
+
 
 # -- parameter counts (the official code's models): 256 px, max_fm 512, one attribute -----------
 
@@ -199,7 +204,7 @@ def test_build_rejects_unknown_and_missing_keys():
 
 def built(cls: type, **kw) -> object:
     """`cls` from a section as params.yaml gives it (`build`: one-line `ConfigError`s)."""
-    return build(cls, {**TEST_DEFAULTS[cls], **kw}, "model")
+    return build(cls, {**params_defaults(cls), **kw}, "model")
 
 
 @pytest.mark.parametrize(

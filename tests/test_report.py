@@ -15,9 +15,10 @@ import stages.render
 from fader.config import to_dict
 from fader.data.config import PreprocessConfig
 from fader.data.preprocess import prepare
+from fader.image import save_png
 from fader.model import checkpoint
 from fader.model.networks import AutoEncoder, ModelConfig
-from fader.report import curves, grids, page, render
+from fader.report import curves, page, render
 from tests.conftest import make
 
 ATTRS = ("Smiling", "Male")
@@ -71,8 +72,8 @@ def test_read_and_plot_dvclive_curves(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_html_report_is_self_contained(tmp_path: Path) -> None:
     grid = np.zeros((10, 20, 3), np.uint8)
-    grids.save_png(tmp_path / "swaps.png", grid)
-    grids.save_png(tmp_path / "curves.png", np.full((5, 5, 3), 9, np.uint8))
+    save_png(tmp_path / "swaps.png", grid)
+    save_png(tmp_path / "curves.png", np.full((5, 5, 3), 9, np.uint8))
     tables = {
         "train_fader": {"selected_epoch": 3, "selected": {"valid/recon_mse": 0.012345678}},
         "evaluate": {"fid": 41.3, "names": ["a<b"]},
@@ -262,7 +263,7 @@ def test_the_report_reads_as_a_results_page_in_a_browser(
     tables = page.read_metrics_dir(tmp_path / "metrics")
     summary = render.summary_tables(tables)
     curves.plot_swap_curve(curve, tmp_path / "swap_curve.png")
-    grids.save_png(tmp_path / "swaps.png", np.full((64, 160, 3), 128, np.uint8))
+    save_png(tmp_path / "swaps.png", np.full((64, 160, 3), 128, np.uint8))
     index = tmp_path / "index.html"
     page.write_html_report(
         index, "Fader", summary, [tmp_path / "swap_curve.png"], [tmp_path / "swaps.png"], tables

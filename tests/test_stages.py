@@ -39,11 +39,11 @@ from click.testing import Result
 from PIL import Image
 from typer.testing import CliRunner
 
-from fader.data import celeba
+from fader.data import formats
 from fader.eval.inception import FID_HELPER_PACKAGE, check_state_dict
+from fader.image import GUTTER
 from fader.model import checkpoint
 from fader.report.curves import read_curves
-from fader.report.grids import GUTTER
 from fader.report.render import interpolation_file
 from fader.train import trainer
 from fader.train.trainer import BEST_RECON, BEST_SWAP, FINAL, LAST
@@ -286,9 +286,9 @@ def test_top_level_plots_are_rendered(pipeline: Pipeline) -> None:
 def test_download_writes_the_celeba_layout(pipeline: Pipeline) -> None:
     raw = pipeline.path("download", "--out")
     size = tiny_params()["data"]["synthetic_size"]
-    assert len(list((raw / celeba.IMAGE_DIR).glob("*.jpg"))) == size
-    assert len(celeba.read_attributes(raw / celeba.ATTR_FILE)) == size
-    assert (raw / celeba.PARTITION_FILE).is_file()
+    assert len(list((raw / formats.IMAGE_DIR).glob("*.jpg"))) == size
+    assert len(formats.read_attributes(raw / formats.ATTR_FILE)) == size
+    assert (raw / formats.PARTITION_FILE).is_file()
 
 
 def test_preprocess_packs_the_selected_attributes(
@@ -301,7 +301,7 @@ def test_preprocess_packs_the_selected_attributes(
     assert images.shape == (data["synthetic_size"], data["img_size"], data["img_size"], 3)
     table = pd.read_csv(prepared / "attributes.csv")
     assert list(table.columns) == ["filename", "split", *attributes]
-    assert set(table["split"]) == set(celeba.SPLITS)
+    assert set(table["split"]) == set(formats.SPLITS)
     assert table[attributes].isin([0, 1]).all().all()
     meta = read_json(prepared / "meta.json")
     assert meta["attributes"] == attributes and meta["img_size"] == data["img_size"]
@@ -328,8 +328,10 @@ def test_the_last_epoch_is_kept_instead_without_training_again(
 
 
 def test_classifier_checkpoint_and_metrics(pipeline: Pipeline, attributes: list[str]) -> None:
-    _, judged = checkpoint.load_network(pipeline.path("train_classifier", "--out"), "classifier")
-    assert judged == attributes
+    _, judged_attributes = checkpoint.load_network(
+        pipeline.path("train_classifier", "--out"), "classifier"
+    )
+    assert judged_attributes == attributes
     metrics = read_json(pipeline.path("train_classifier", "--metrics"))
     assert set(metrics) == {"test_accuracy", "epochs", "best_valid_accuracy"}
     assert set(metrics["test_accuracy"]) == {*attributes, "mean"}
@@ -425,7 +427,7 @@ def test_render_folder(pipeline: Pipeline, attributes: list[str]) -> None:
 @pytest.fixture
 def photo(pipeline: Pipeline) -> Path:
     """One of the synthetic JPEGs (178x218, like CelebA's aligned faces)."""
-    return sorted((pipeline.path("download", "--out") / celeba.IMAGE_DIR).glob("*.jpg"))[0]
+    return sorted((pipeline.path("download", "--out") / formats.IMAGE_DIR).glob("*.jpg"))[0]
 
 
 def edit(pipeline: Pipeline, photo: Path, out: Path, *options: str) -> Result:
@@ -549,7 +551,7 @@ def test_unknown_attribute_in_data_attributes(pipeline: Pipeline, tmp_path: Path
     params = write_params(tmp_path / "params.yaml", {"data": {"attributes": ["Smiling", "Nope"]}})
     out = tmp_path / "out"
     result = invoke(*pipeline.command("preprocess", out, params))
-    check_fails(result, "'Nope'", *celeba.CELEBA_ATTRIBUTES)
+    check_fails(result, "'Nope'", *formats.CELEBA_ATTRIBUTES)
     assert files_under(out) == []
 
 

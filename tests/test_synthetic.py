@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fader.data import celeba
+from fader.data import formats
 from fader.data.sources import synthetic
 
 N = 40  # 32 train, 4 valid, 4 test
@@ -35,23 +35,23 @@ def difference(a: Image.Image, b: Image.Image) -> np.ndarray:
 
 def test_writes_celeba_layout(generated: Path) -> None:
     names = [f"{i:06d}.jpg" for i in range(1, N + 1)]
-    assert sorted(p.name for p in (generated / celeba.IMAGE_DIR).iterdir()) == names
+    assert sorted(p.name for p in (generated / formats.IMAGE_DIR).iterdir()) == names
     for name in names[:5]:
-        with Image.open(generated / celeba.IMAGE_DIR / name) as image:
+        with Image.open(generated / formats.IMAGE_DIR / name) as image:
             assert image.format == "JPEG" and image.mode == "RGB"
-            assert image.size == celeba.CELEBA_SIZE == (178, 218)
-    table = celeba.read_attributes(generated / celeba.ATTR_FILE)
+            assert image.size == formats.CELEBA_SIZE == (178, 218)
+    table = formats.read_attributes(generated / formats.ATTR_FILE)
     assert list(table.index) == names
-    assert list(table.columns) == list(celeba.CELEBA_ATTRIBUTES)
+    assert list(table.columns) == list(formats.CELEBA_ATTRIBUTES)
     assert set(np.unique(table.to_numpy())) <= {-1, 1}
     # attributes that are not drawn stay off
-    undrawn = [a for a in celeba.CELEBA_ATTRIBUTES if a not in synthetic.DRAWN_ATTRIBUTES]
+    undrawn = [a for a in formats.CELEBA_ATTRIBUTES if a not in synthetic.DRAWN_ATTRIBUTES]
     assert (table[undrawn] == -1).all().all()
-    split = celeba.read_partition(generated / celeba.PARTITION_FILE)
+    split = formats.read_partition(generated / formats.PARTITION_FILE)
     assert list(split.index) == names
     assert list(split) == ["train"] * 32 + ["valid"] * 4 + ["test"] * 4
     assert sorted(p.name for p in generated.iterdir()) == sorted(
-        [celeba.IMAGE_DIR, celeba.ATTR_FILE, celeba.PARTITION_FILE]
+        [formats.IMAGE_DIR, formats.ATTR_FILE, formats.PARTITION_FILE]
     )
 
 
@@ -68,7 +68,7 @@ def test_other_seed_other_data(generated: Path, tmp_path: Path) -> None:
     synthetic.generate(tmp_path / "other", n_images=N, seed=4, workers=1, progress=False)
     old, new = files(generated), files(tmp_path / "other")
     assert old.keys() == new.keys()
-    assert old[celeba.ATTR_FILE] != new[celeba.ATTR_FILE]
+    assert old[formats.ATTR_FILE] != new[formats.ATTR_FILE]
     image_names = [k for k in old if k.endswith(".jpg")]
     assert all(old[k] != new[k] for k in image_names)
 
@@ -169,7 +169,7 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monk
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(celeba, "write_partition", broken)
+    monkeypatch.setattr(formats, "write_partition", broken)
     with pytest.raises(OSError, match="disk full"):
         synthetic.generate(tmp_path / "out", n_images=10, seed=0, workers=1, progress=False)
     assert list(tmp_path.iterdir()) == []

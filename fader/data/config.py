@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 from fader.config import AtLeastOne, NonNegativeInt, Positive, config
+from fader.data.formats import check_attributes
 
 ImgSize = Literal[32, 64, 128, 256]
 IMG_SIZES: tuple[int, ...] = get_args(ImgSize)
@@ -40,12 +41,7 @@ class PreprocessConfig:
     workers: AtLeastOne
 
     def __post_init__(self) -> None:
-        if not self.attributes:
-            raise ValueError(
-                "attributes: no attributes selected; list CelebA names, e.g. [Smiling]"
-            )
-        if len(set(self.attributes)) != len(self.attributes):
-            raise ValueError(f"attributes: listed more than once: {list(self.attributes)}")
+        check_attributes(self.attributes, valid=None)  # the raw folder's names: at preprocess
         if abs(sum(self.split_fractions) - 1) > 1e-6:
             raise ValueError(
                 f"split_fractions must sum to 1 (train, valid, test), got "

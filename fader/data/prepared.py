@@ -17,25 +17,9 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from fader.data import celeba
-from fader.data.preprocess import IMAGES_FILE, META_FILE, TABLE_FILE
-
-
-def to_float(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 (B, H, W, 3) → float32 (B, 3, H, W) in [-1, 1]."""
-    x = torch.as_tensor(pixels).permute(0, 3, 1, 2).float()
-    return x.div_(127.5).sub_(1.0)
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Float images in [-1, 1] → uint8 in [0, 255] (same layout): `round((x + 1) * 127.5)`, clamped.
-
-    The inverse of `to_float` (x / 127.5 - 1), so uint8 → float → uint8 is exact; this is what a
-    lossless PNG of `x` holds. `torch.round` rounds halves to even.
-    """
-    if not x.is_floating_point():
-        raise TypeError(f"to_uint8 expects a float tensor in [-1, 1], got {x.dtype}")
-    return ((x.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+from fader.data import formats
+from fader.data.formats import IMAGES_FILE, META_FILE, TABLE_FILE
+from fader.image import to_float
 
 
 class PreparedDataset(Dataset):
@@ -53,8 +37,8 @@ class PreparedDataset(Dataset):
         flip: bool = False,
     ) -> None:
         prepared_dir = Path(prepared_dir)
-        if split not in celeba.SPLITS:
-            raise ValueError(f"split must be one of {celeba.SPLITS}, got {split!r}")
+        if split not in formats.SPLITS:
+            raise ValueError(f"split must be one of {formats.SPLITS}, got {split!r}")
         for name in (IMAGES_FILE, TABLE_FILE, META_FILE):
             if not (prepared_dir / name).is_file():
                 raise FileNotFoundError(
@@ -67,7 +51,7 @@ class PreparedDataset(Dataset):
             meta_bytes + (prepared_dir / TABLE_FILE).read_bytes()
         ).hexdigest()
         table = pd.read_csv(prepared_dir / TABLE_FILE)
-        self.attributes = celeba.check_attributes(
+        self.attributes = formats.check_attributes(
             attributes if attributes is not None else self.meta["attributes"],
             valid=self.meta["attributes"],
         )

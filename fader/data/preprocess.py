@@ -14,7 +14,6 @@ Output folder (written atomically):
 
 from __future__ import annotations
 
-import io as _io
 import logging
 import os
 import zipfile
@@ -25,14 +24,13 @@ import pandas as pd
 from PIL import Image
 
 from fader import io, parallel
-from fader.data import celeba
+from fader.data import formats
 from fader.data.config import PreprocessConfig
+from fader.data.formats import IMAGES_FILE, META_FILE, TABLE_FILE
+from fader.image import decode_square
 
 log = logging.getLogger(__name__)
 
-IMAGES_FILE = "images.npy"
-TABLE_FILE = "attributes.csv"
-META_FILE = "meta.json"
 _CHUNK = 64  # images per worker task: large enough to amortise IPC, small enough for a smooth bar
 
 
@@ -44,8 +42,8 @@ class ImageSource:
     """The images of a raw CelebA-format folder: `img_align_celeba/` or `img_align_celeba.zip`."""
 
     def __init__(self, raw_dir: Path) -> None:
-        self.folder = raw_dir / celeba.IMAGE_DIR
-        self.zip_path = raw_dir / f"{celeba.IMAGE_DIR}.zip"
+        self.folder = raw_dir / formats.IMAGE_DIR
+        self.zip_path = raw_dir / f"{formats.IMAGE_DIR}.zip"
         if not self.folder.is_dir() and not self.zip_path.is_file():
             raise FileNotFoundError(
                 f"no images in {raw_dir}: expected a folder {self.folder} or a zip {self.zip_path}"
@@ -74,62 +72,6 @@ class ImageSource:
         return self._members
 
 
-#: An image may have at most this many pixels; it is checked before decoding (a 169-megapixel
-#: image needs ~0.5 GB as RGB, per worker). Pillow's own decompression-bomb limit is ~179 M.
-MAX_PIXELS = 64_000_000
-
-#: EXIF orientation → the transpose that makes the image upright (Pillow's exif_transpose).
-_UPRIGHT = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
-
-def decode_square(data: bytes, img_size: int) -> np.ndarray:
-    """Decode one image, crop its centred square and resize it: (img_size, img_size, 3) uint8.
-
-    JPEG decoding is asked for the smallest DCT scale that keeps the square at least `img_size`
-    wide (`Image.draft`), then Lanczos resampling (antialiased) of the crop box, scaled to the
-    decoded size in exact fractional coordinates, gives the final size. An EXIF orientation
-    (a phone photo taken sideways) is applied first.
-    """
-    with Image.open(_io.BytesIO(data)) as image:
-        orientation = image.getexif().get(0x0112, 1)  # 0x0112: the Orientation tag
-        width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise ValueError(
-                f"{width}x{height} = {width * height / 1e6:.0f} megapixels, more than the "
-                f"{MAX_PIXELS / 1e6:.0f} accepted"
-            )
-        image.draft("RGB", (img_size, img_size))
-        image = image.convert("RGB")
-        if orientation in _UPRIGHT:
-            image = image.transpose(_UPRIGHT[orientation])
-            if orientation >= 5:  # a quarter turn: the sides swap
-                width, height = height, width
-        return square_resize(image, img_size, (width, height))
-
-
-def square_resize(
-    image: Image.Image, img_size: int, full_size: tuple[int, int] | None = None
-) -> np.ndarray:
-    """The centred square of `image` (celeba.crop_box) Lanczos-resized: (img_size, img_size, 3).
-
-    `full_size` is the (width, height) the crop box is computed at, when `image` was decoded
-    smaller (JPEG draft); the box is scaled to the decoded size in fractional coordinates.
-    """
-    width, height = full_size or image.size
-    sx, sy = image.width / width, image.height / height
-    left, top, right, bottom = celeba.crop_box(width, height)
-    box = (left * sx, top * sy, right * sx, bottom * sy)
-    return np.asarray(image.resize((img_size, img_size), Image.Resampling.LANCZOS, box=box))
-
-
 def select_images(raw_dir: Path, config: PreprocessConfig) -> pd.DataFrame:
     """The images to prepare, in file order: a table `filename, split, <attr>...` (0/1).
 
@@ -137,14 +79,14 @@ def select_images(raw_dir: Path, config: PreprocessConfig) -> pd.DataFrame:
     fine). The split comes from `list_eval_partition.txt` (`official`) or from a seeded
     permutation with `split_fractions` (`random`).
     """
-    table = celeba.read_attributes(raw_dir / celeba.ATTR_FILE)
-    attributes = celeba.check_attributes(config.attributes, valid=list(table.columns))
+    table = formats.read_attributes(raw_dir / formats.ATTR_FILE)
+    attributes = formats.check_attributes(config.attributes, valid=list(table.columns))
     present = ImageSource(raw_dir).names()
     missing = int((~table.index.isin(present)).sum())
     table = table[table.index.isin(present)]
     if table.empty:
         raise FileNotFoundError(
-            f"none of the {missing} images listed in {raw_dir / celeba.ATTR_FILE} are present "
+            f"none of the {missing} images listed in {raw_dir / formats.ATTR_FILE} are present "
             f"in {raw_dir}"
         )
     if missing:
@@ -167,14 +109,14 @@ def _split(filenames: pd.Index, raw_dir: Path, config: PreprocessConfig) -> np.n
         rng = np.random.default_rng(config.seed)
         bounds = np.cumsum(config.split_fractions)[:2] * len(filenames)
         part = np.searchsorted(bounds, np.arange(len(filenames)), side="right")
-        split = np.asarray(celeba.SPLITS)[part]
+        split = np.asarray(formats.SPLITS)[part]
         return split[rng.permutation(len(filenames))]
-    partition = celeba.read_partition(raw_dir / celeba.PARTITION_FILE)
+    partition = formats.read_partition(raw_dir / formats.PARTITION_FILE)
     unlisted = filenames.difference(partition.index)
     if len(unlisted):
         raise ValueError(
             f"{len(unlisted)} images (e.g. {unlisted[0]}) are not in "
-            f"{raw_dir / celeba.PARTITION_FILE}"
+            f"{raw_dir / formats.PARTITION_FILE}"
         )
     split = partition.loc[filenames].to_numpy()
     return split
@@ -183,7 +125,7 @@ def _split(filenames: pd.Index, raw_dir: Path, config: PreprocessConfig) -> np.n
 def _check_splits(split: np.ndarray, config: PreprocessConfig, when: str) -> None:
     """Every part of the split must hold an image: training, model selection and the test
     need one each."""
-    counts = {name: int((split == name).sum()) for name in celeba.SPLITS}
+    counts = {name: int((split == name).sum()) for name in formats.SPLITS}
     empty = [name for name, count in counts.items() if count == 0]
     if not empty:
         return
@@ -237,7 +179,7 @@ def prepare(raw_dir: Path, out_dir: Path, config: PreprocessConfig, progress: bo
             "img_size": config.img_size,
             "attributes": list(config.attributes),
             "split": config.split,
-            "counts": {s: int((selected["split"] == s).sum()) for s in celeba.SPLITS},
+            "counts": {s: int((selected["split"] == s).sum()) for s in formats.SPLITS},
             "skipped": [name for name, _ in bad],
         }
         io.write_json(tmp / META_FILE, meta)

@@ -17,8 +17,9 @@ from torch import nn
 from tqdm import tqdm
 
 from fader.config import AtLeastOne, NonNegativeInt, config
-from fader.data.prepared import PreparedDataset, to_uint8
+from fader.data.prepared import PreparedDataset
 from fader.eval import image_metrics, swaps
+from fader.image import to_uint8
 
 
 @config

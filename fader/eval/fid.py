@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fader.data.prepared import to_uint8
 from fader.eval.compat import import_torchvision
+from fader.image import to_uint8
 
 import_torchvision()  # pytorch_fid.fid_score imports torchvision itself (see fader.eval.compat)
 from pytorch_fid.fid_score import calculate_frechet_distance  # noqa: E402

@@ -1,9 +1,8 @@
 """Reconstruction quality of uint8 images: PSNR and SSIM.
 
 The evaluation protocol of later editors (AttGAN, STGAN): PSNR and SSIM on uint8 images exactly
-as they are saved losslessly (`fader.data.prepared.to_uint8`). The reconstruction MSE / RMSE on
-float images in [-1, 1] (the paper's scale) is computed where the images are
-(`fader.eval.evaluate`).
+as they are saved losslessly (`fader.image.to_uint8`). The reconstruction MSE / RMSE on float
+images in [-1, 1] (the paper's scale) is computed where the images are (`fader.eval.evaluate`).
 
 Images are (B, 3, H, W) tensors, uint8 in [0, 255].
 """

@@ -425,8 +425,3 @@ class AttributeClassifier(nn.Module):
         """(B, 3, S, S) in [-1, 1] → (B, n_attr) logits."""
         assert x.shape[1:] == (IMG_CHANNELS, self.cfg.img_size, self.cfg.img_size), tuple(x.shape)
         return self.proj(_flatten_1x1(self.blocks(x)))
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Sum of numel over parameters (BatchNorm running stats are buffers, not counted)."""
-    return sum(p.numel() for p in module.parameters())

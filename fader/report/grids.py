@@ -7,7 +7,7 @@ except for the edited ones (the paper's protocol: unchanged attributes keep thei
 Layout, shared by every grid: cells are the model's S x S images; `gutter` white pixels
 separate neighbouring cells, with no outer border. A grid of R rows and C columns is therefore
 `R*S + (R-1)*gutter` pixels high and `C*S + (C-1)*gutter` wide, and cell (r, c) starts at pixel
-row `r*(S+gutter)` and column `c*(S+gutter)` (see `cell()`).
+row `r*(S+gutter)` and column `c*(S+gutter)` (`fader.image.tile`).
 
 Rows come from a fixed, seeded list of test images (`fixed_indices`), so the grids of two runs
 (or of two epochs) show the same faces, as dcgan's fixed noise does (pytorch/examples). The
@@ -17,21 +17,14 @@ official code interpolates a single attribute on training images only (interpola
 from __future__ import annotations
 
 import contextlib
-import io as _io
-import os
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
-from fader import io
-from fader.data import celeba
-from fader.data.prepared import to_uint8
-
-GUTTER = 2  # px of white between cells
-WHITE = 255
+from fader.data import formats
+from fader.image import GUTTER, tile, to_uint8_image
 
 
 def fixed_indices(n_images: int, count: int, seed: int) -> np.ndarray:
@@ -43,42 +36,6 @@ def fixed_indices(n_images: int, count: int, seed: int) -> np.ndarray:
     if n_images < 1 or count < 1:
         raise ValueError(f"need n_images >= 1 and count >= 1, got {n_images} and {count}")
     return np.random.default_rng(seed).permutation(n_images)[:count]
-
-
-def to_uint8_image(x: torch.Tensor) -> np.ndarray:
-    """[-1, 1] float (3, H, W) → (H, W, 3) uint8; also (B, 3, H, W) → (B, H, W, 3), and so on.
-
-    `fader.data.prepared.to_uint8`, channels last, as a NumPy array for Pillow.
-    """
-    assert x.ndim >= 3 and x.shape[-3] == 3, f"expected (..., 3, H, W), got {tuple(x.shape)}"
-    return to_uint8(x.detach().cpu()).movedim(-3, -1).numpy()  # (..., 3, H, W) → (..., H, W, 3)
-
-
-def tile(cells: np.ndarray, gutter: int = GUTTER) -> np.ndarray:
-    """(R, C, S, S, 3) uint8 cells → one (R*S + (R-1)*g, C*S + (C-1)*g, 3) image."""
-    assert cells.ndim == 5 and cells.shape[-1] == 3, tuple(cells.shape)
-    rows, cols, height, width, _ = cells.shape
-    step_y, step_x = height + gutter, width + gutter
-    grid = np.full((rows * step_y - gutter, cols * step_x - gutter, 3), WHITE, np.uint8)
-    for r in range(rows):
-        for c in range(cols):
-            grid[r * step_y : r * step_y + height, c * step_x : c * step_x + width] = cells[r, c]
-    return grid
-
-
-def cell(grid: np.ndarray, row: int, col: int, size: int, gutter: int = GUTTER) -> np.ndarray:
-    """The (size, size, 3) cell at (row, col) of a grid made by `tile` (inverse of `tile`)."""
-    y, x = row * (size + gutter), col * (size + gutter)
-    return grid[y : y + size, x : x + size]
-
-
-def save_png(path: str | os.PathLike[str], array: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 array as a lossless PNG, atomically."""
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) uint8 array, got {array.dtype} {array.shape}")
-    buffer = _io.BytesIO()
-    Image.fromarray(array, "RGB").save(buffer, format="PNG")
-    io.write_bytes(path, buffer.getvalue())
 
 
 @contextlib.contextmanager
@@ -109,7 +66,7 @@ def _grid(
     return tile(cells, gutter)
 
 
-def _with(y: torch.Tensor, values: Mapping[int, float]) -> torch.Tensor:
+def _set_attributes(y: torch.Tensor, values: Mapping[int, float]) -> torch.Tensor:
     """y (B, n) with the given attribute columns set to constant values."""
     alpha = y.clone().float()
     for index, value in values.items():
@@ -137,7 +94,7 @@ def interpolation_grid(
     device, y (B, n) 0/1. Returns uint8 (B*S + (B-1)*g, (2+K)*S + (1+K)*g, 3).
     """
     _check_index(attribute_index, y)
-    edits = [_with(y, {attribute_index: float(a)}) for a in alphas]
+    edits = [_set_attributes(y, {attribute_index: float(a)}) for a in alphas]
     return _grid(autoencoder, x, y, edits, gutter)
 
 
@@ -183,6 +140,6 @@ def multi_swap_grid(
     for combo in combos:
         if not combo:
             raise ValueError("each multi-swap combination must set at least one attribute")
-        celeba.check_attributes(list(combo), valid=list(attributes))
-        edits.append(_with(y, {attributes.index(k): float(v) for k, v in combo.items()}))
+        formats.check_attributes(list(combo), valid=list(attributes))
+        edits.append(_set_attributes(y, {attributes.index(k): float(v) for k, v in combo.items()}))
     return _grid(autoencoder, x, y, edits, gutter)

@@ -30,6 +30,7 @@ import numpy as np
 from fader import io, runtime
 from fader.config import AtLeastOne, NonNegativeInt, config, to_dict
 from fader.data.prepared import PreparedDataset
+from fader.image import save_png
 from fader.model.networks import AutoEncoder
 from fader.report import grids
 from fader.report.curves import plot_curves, plot_swap_curve, plot_tradeoff
@@ -127,19 +128,19 @@ def render_report(
         for i, name in enumerate(attributes):
             file = tmp / interpolation_file(name)
             file.parent.mkdir(exist_ok=True)
-            grids.save_png(file, grids.interpolation_grid(autoencoder, x, y, i, alphas))
+            save_png(file, grids.interpolation_grid(autoencoder, x, y, i, alphas))
             captions[file.name] = (
                 f"{name}: original, reconstruction, then {name} = α for α = {_alpha_text(alphas)}"
             )
             grid_files.append(file)
-        grids.save_png(tmp / SWAPS, grids.swap_grid(autoencoder, x, y, attributes))
+        save_png(tmp / SWAPS, grids.swap_grid(autoencoder, x, y, attributes))
         captions[SWAPS] = (
             "original, reconstruction, then one attribute flipped (1 - y): " + ", ".join(attributes)
         )
         grid_files.append(tmp / SWAPS)
         if config.multi_swaps:
             grid = grids.multi_swap_grid(autoencoder, x, y, attributes, config.multi_swaps)
-            grids.save_png(tmp / MULTI_SWAPS, grid)
+            save_png(tmp / MULTI_SWAPS, grid)
             combos = [", ".join(f"{k}={v:g}" for k, v in c.items()) for c in config.multi_swaps]
             captions[MULTI_SWAPS] = (
                 "original, reconstruction, then several attributes set at "

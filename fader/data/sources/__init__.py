@@ -1,6 +1,6 @@
 """Where the raw images come from, behind one interface: `fetch(config, out)`.
 
-Every source writes the same layout, CelebA's on disk (`fader.data.celeba`), which the
+Every source writes the same layout, CelebA's on disk (`fader.data.formats`), which the
 preprocess stage reads: `img_align_celeba/` (or its zip), `list_attr_celeba.txt` and
 `list_eval_partition.txt`. A new dataset is a new module here that writes that layout, and one
 more name in `fader.data.config.SourceConfig.source`.

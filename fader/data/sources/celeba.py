@@ -4,7 +4,7 @@ The paper's data (Section 5): CelebA (202,599 aligned images, 40 attributes, the
 The official FaderNetworks code has no download step (its README asks for a manual download),
 so the Drive ids and md5 sums here are those of torchvision's `datasets/celeba.py`.
 
-The result is the layout the `preprocess` stage reads (`fader.data.celeba`):
+The result is the layout the `preprocess` stage reads (`fader.data.formats`):
 
     raw_dir/img_align_celeba.zip  (CelebA's own zip, kept zipped)  or  raw_dir/img_align_celeba/
     raw_dir/list_attr_celeba.txt
@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from fader import io
-from fader.data import celeba as celeba_format
+from fader.data import formats
 from fader.data.sources.remote import (
     RemoteFile,
     check_md5,
@@ -39,13 +39,13 @@ logger = logging.getLogger(__name__)
 
 #: CelebA's official Google Drive files: ids and md5 sums as in torchvision's `CelebA.file_list`.
 CELEBA_FILES: dict[str, RemoteFile] = {
-    f"{celeba_format.IMAGE_DIR}.zip": RemoteFile(
+    f"{formats.IMAGE_DIR}.zip": RemoteFile(
         drive_url("0B7EVK8r0v71pZjFTYXZWM3FlRnM"), "00d2c5bc6d35e252742224ab0c1e8fcb"
     ),
-    celeba_format.ATTR_FILE: RemoteFile(
+    formats.ATTR_FILE: RemoteFile(
         drive_url("0B7EVK8r0v71pblRyaVFSWGxPY0U"), "75e246fa4810816ffd6ee81facbd244c"
     ),
-    celeba_format.PARTITION_FILE: RemoteFile(
+    formats.PARTITION_FILE: RemoteFile(
         drive_url("0B7EVK8r0v71pY0NSMzRuSXJEVkk"), "d32c9cbf5e040fd4025c592c306e6668"
     ),
 }
@@ -83,14 +83,14 @@ def fetch_celeba(
 
 def celeba_manual(folder: Path, files: Mapping[str, RemoteFile] = CELEBA_FILES) -> str:
     """Instructions for a local CelebA copy: which files to put where."""
-    zip_name = f"{celeba_format.IMAGE_DIR}.zip"
+    zip_name = f"{formats.IMAGE_DIR}.zip"
     lines = [
         "To use a local copy of CelebA instead, put these files in one folder and pass it as "
         "celeba_dir (the data.celeba_dir parameter):",
-        f"  {folder / zip_name}  (or the extracted folder {folder / celeba_format.IMAGE_DIR}/ of "
+        f"  {folder / zip_name}  (or the extracted folder {folder / formats.IMAGE_DIR}/ of "
         ".jpg files; a partial set of images is fine)",
     ]
-    for name in (celeba_format.ATTR_FILE, celeba_format.PARTITION_FILE):
+    for name in (formats.ATTR_FILE, formats.PARTITION_FILE):
         md5 = files[name].md5
         lines.append(f"  {folder / name}" + (f"  (md5 {md5})" if md5 else ""))
     lines.append(f"They are linked from {CELEBA_PAGE} (Google Drive):")
@@ -100,11 +100,11 @@ def celeba_manual(folder: Path, files: Mapping[str, RemoteFile] = CELEBA_FILES) 
 
 def _find_celeba_images(celeba_dir: Path) -> Path:
     """The image folder (`img_align_celeba*/` holding .jpg files) or `img_align_celeba.zip`."""
-    exact = celeba_dir / celeba_format.IMAGE_DIR
+    exact = celeba_dir / formats.IMAGE_DIR
     if _has_jpgs(exact):
         return exact
     folders = sorted(
-        p for p in celeba_dir.glob(celeba_format.IMAGE_DIR + "*") if p.is_dir() and _has_jpgs(p)
+        p for p in celeba_dir.glob(formats.IMAGE_DIR + "*") if p.is_dir() and _has_jpgs(p)
     )
     if len(folders) > 1:
         raise ValueError(
@@ -113,7 +113,7 @@ def _find_celeba_images(celeba_dir: Path) -> Path:
         )
     if folders:
         return folders[0]
-    zip_path = celeba_dir / f"{celeba_format.IMAGE_DIR}.zip"
+    zip_path = celeba_dir / f"{formats.IMAGE_DIR}.zip"
     if zip_path.is_file():
         if not zipfile.is_zipfile(zip_path):
             raise ValueError(f"{zip_path} is not a zip archive")
@@ -123,7 +123,7 @@ def _find_celeba_images(celeba_dir: Path) -> Path:
         return zip_path
     raise FileNotFoundError(
         f"no CelebA images in {celeba_dir}: expected a folder {exact}/ (or another "
-        f"{celeba_format.IMAGE_DIR}*/ folder) holding .jpg files, or a zip {zip_path}\n\n"
+        f"{formats.IMAGE_DIR}*/ folder) holding .jpg files, or a zip {zip_path}\n\n"
         + celeba_manual(celeba_dir)
     )
 
@@ -141,7 +141,7 @@ def _link_local_celeba(raw_dir: Path, celeba_dir: Path, files: Mapping[str, Remo
         raise FileNotFoundError(
             f"celeba_dir {celeba_dir} is not a folder\n\n" + celeba_manual(celeba_dir, files)
         )
-    txt_names = (celeba_format.ATTR_FILE, celeba_format.PARTITION_FILE)
+    txt_names = (formats.ATTR_FILE, formats.PARTITION_FILE)
     missing = [celeba_dir / n for n in txt_names if not (celeba_dir / n).is_file()]
     if missing:
         raise FileNotFoundError(
@@ -155,15 +155,15 @@ def _link_local_celeba(raw_dir: Path, celeba_dir: Path, files: Mapping[str, Remo
         check_md5(celeba_dir / name, files[name].md5)
     with io.atomic_dir(raw_dir) as tmp:
         if images.is_dir():
-            (tmp / celeba_format.IMAGE_DIR).mkdir()
+            (tmp / formats.IMAGE_DIR).mkdir()
             with os.scandir(images) as entries:
                 names = sorted(e.name for e in entries if e.name.lower().endswith(".jpg"))
-            pairs = [(images / n, tmp / celeba_format.IMAGE_DIR / n) for n in names]
+            pairs = [(images / n, tmp / formats.IMAGE_DIR / n) for n in names]
         else:
             names = []
             pairs = [(images, tmp / images.name)]
         linked, copied = link_all([*pairs, *((celeba_dir / n, tmp / n) for n in txt_names)])
-    with (celeba_dir / celeba_format.ATTR_FILE).open() as f:
+    with (celeba_dir / formats.ATTR_FILE).open() as f:
         listed = f.readline().strip()
     logger.info(
         "CelebA from %s in %s: %s (%s images of the %s listed), %d files linked, %d copied",

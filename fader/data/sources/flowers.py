@@ -4,7 +4,7 @@ The paper's data (Section 5): Oxford-102 flowers with colour attributes built fr
 ten captions per image ("an image has a colour attribute if that colour word appears in at least
 5 of its 10 captions"). The md5 sums are those of torchvision's `datasets/flowers102.py`.
 
-The result is the layout the `preprocess` stage reads (`fader.data.celeba`):
+The result is the layout the `preprocess` stage reads (`fader.data.formats`):
 `raw_dir/img_align_celeba/image_00001.jpg`…, `list_attr_celeba.txt` (one column per colour word)
 and `list_eval_partition.txt` (the official split of `setid.mat`). `raw_dir` is written with
 `io.atomic_dir`; downloads go first to the resumable cache `.<raw_dir name>.download/` (see
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from fader import io
-from fader.data import celeba as celeba_format
+from fader.data import formats
 from fader.data.sources.remote import (
     RemoteFile,
     check_md5,
@@ -91,7 +91,7 @@ FLOWER_COLOURS: tuple[str, ...] = (
     "black",
 )
 
-#: Splits of `setid.mat`, in the order of `celeba_format.SPLITS` (0/1/2 = train/valid/test).
+#: Splits of `setid.mat`, in the order of `formats.SPLITS` (0/1/2 = train/valid/test).
 FLOWERS_SPLIT_KEYS: tuple[str, ...] = ("trnid", "valid", "tstid")
 
 CHUNK = 1 << 20  # bytes per copy when extracting images
@@ -148,12 +148,10 @@ def fetch_flowers(
         np.where(counts >= min_captions, 1, -1).astype(np.int8), index=names, columns=list(colours)
     )
     with io.atomic_dir(raw_dir) as tmp:
-        _write_flower_images(
-            sources[FLOWERS_IMAGES], tmp / celeba_format.IMAGE_DIR, set(split.index)
-        )
-        celeba_format.write_attributes(tmp / celeba_format.ATTR_FILE, table)
-        celeba_format.write_partition(
-            tmp / celeba_format.PARTITION_FILE, pd.Series(split.to_numpy(), index=names)
+        _write_flower_images(sources[FLOWERS_IMAGES], tmp / formats.IMAGE_DIR, set(split.index))
+        formats.write_attributes(tmp / formats.ATTR_FILE, table)
+        formats.write_partition(
+            tmp / formats.PARTITION_FILE, pd.Series(split.to_numpy(), index=names)
         )
     if cache is not None:
         shutil.rmtree(cache, ignore_errors=True)
@@ -221,7 +219,7 @@ def _read_setid(path: Path) -> pd.Series:
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}: not Oxford-102's setid.mat")
     split: dict[int, str] = {}
-    for key, name in zip(FLOWERS_SPLIT_KEYS, celeba_format.SPLITS, strict=True):
+    for key, name in zip(FLOWERS_SPLIT_KEYS, formats.SPLITS, strict=True):
         for image_id in np.atleast_1d(mat[key]).astype(int).tolist():
             if image_id in split:
                 raise ValueError(f"{path}: image {image_id} is in two splits")

@@ -2,7 +2,7 @@
 
 Section 5 of the paper trains on CelebA (aligned 178x218 portraits, 40 binary attributes). This
 module, which has no counterpart in the official code, draws a procedural stand-in with the same
-layout, so every later stage runs unchanged on it (`fader.data.celeba` reads both):
+layout, so every later stage runs unchanged on it (`fader.data.formats` reads both):
 
 - `img_align_celeba/000001.jpg` ...: RGB JPEG, 178x218, quality 90;
 - `list_attr_celeba.txt`: all 40 attributes, 1 / -1;
@@ -77,13 +77,13 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from fader import io, parallel
-from fader.data import celeba
+from fader.data import formats
 
 log = logging.getLogger(__name__)
 
 Colour = tuple[int, int, int]
 
-WIDTH, HEIGHT = celeba.CELEBA_SIZE  # 178 x 218, like CelebA's aligned images
+WIDTH, HEIGHT = formats.CELEBA_SIZE  # 178 x 218, like CelebA's aligned images
 JPEG_QUALITY = 90
 MIN_IMAGES = 10  # one valid and one test image at 80/10/10
 _CHUNK = 64  # images per worker task
@@ -255,7 +255,7 @@ def generate(
     labels = sample_attributes(n_images, seed)
     drawn = labels[list(DRAWN_ATTRIBUTES)].to_numpy() > 0
     with io.atomic_dir(out_dir) as tmp:
-        image_dir = tmp / celeba.IMAGE_DIR
+        image_dir = tmp / formats.IMAGE_DIR
         image_dir.mkdir()
         tasks = [
             (image_dir, seed, first, drawn[first : first + _CHUNK])
@@ -265,8 +265,8 @@ def generate(
             _render_chunk, tasks, workers, n_images, "synthetic", progress
         ):
             pass  # each worker writes its own files
-        celeba.write_attributes(tmp / celeba.ATTR_FILE, labels)
-        celeba.write_partition(tmp / celeba.PARTITION_FILE, partition(labels.index))
+        formats.write_attributes(tmp / formats.ATTR_FILE, labels)
+        formats.write_partition(tmp / formats.PARTITION_FILE, partition(labels.index))
     frequencies = ", ".join(f"{name} {(labels[name] > 0).mean():.0%}" for name in DRAWN_ATTRIBUTES)
     log.info(
         "wrote %d synthetic faces to %s in %.1f s (%s)",
@@ -311,7 +311,7 @@ def sample_attributes(n_images: int, seed: int) -> pd.DataFrame:
     lipstick = ~male & (u[:, 10] < 0.75)
 
     names = [f"{i:06d}.jpg" for i in range(1, n_images + 1)]
-    table = pd.DataFrame(-1, index=names, columns=list(celeba.CELEBA_ATTRIBUTES), dtype=np.int8)
+    table = pd.DataFrame(-1, index=names, columns=list(formats.CELEBA_ATTRIBUTES), dtype=np.int8)
     drawn = {
         "Male": male,
         "Smiling": smiling,

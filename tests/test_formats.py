@@ -5,21 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fader.data import celeba
-
-
-def test_crop_box_keeps_official_rows_and_proportions() -> None:
-    assert celeba.crop_box(178, 218) == (0, 20, 178, 198)
-    assert celeba.crop_box(89, 109) == (0, 10, 89, 99)
-    assert celeba.crop_box(300, 200) == (50, 0, 250, 200)
+from fader.data import formats
 
 
 def test_attributes_round_trip(tmp_path: Path) -> None:
     table = pd.DataFrame(
         [[1, -1], [-1, -1], [1, 1]], index=["a.jpg", "b.jpg", "c.jpg"], columns=["Male", "Young"]
     )
-    celeba.write_attributes(tmp_path / "attr.txt", table)
-    back = celeba.read_attributes(tmp_path / "attr.txt")
+    formats.write_attributes(tmp_path / "attr.txt", table)
+    back = formats.read_attributes(tmp_path / "attr.txt")
     assert list(back.columns) == ["Male", "Young"]
     assert back.to_numpy().tolist() == table.to_numpy().tolist()
     assert back.dtypes.eq(np.int8).all()
@@ -40,15 +34,15 @@ def test_attributes_round_trip(tmp_path: Path) -> None:
 )
 def test_bad_attribute_files_are_named(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "attr.txt").write_text(text)
-    with pytest.raises(celeba.CelebAFormatError, match=message):
-        celeba.read_attributes(tmp_path / "attr.txt")
+    with pytest.raises(formats.CelebAFormatError, match=message):
+        formats.read_attributes(tmp_path / "attr.txt")
 
 
 def test_missing_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nothere.txt"):
-        celeba.read_attributes(tmp_path / "nothere.txt")
+        formats.read_attributes(tmp_path / "nothere.txt")
     with pytest.raises(FileNotFoundError, match="nothere.txt"):
-        celeba.read_partition(tmp_path / "nothere.txt")
+        formats.read_partition(tmp_path / "nothere.txt")
 
 
 @pytest.mark.parametrize(
@@ -62,31 +56,42 @@ def test_missing_files_are_named(tmp_path: Path) -> None:
 def test_bad_partition_files_are_named(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "p.txt").write_text(text)
     # re.escape: "0|1|2" as a pattern would match any 0, 1 or 2, e.g. in the temporary path
-    with pytest.raises(celeba.CelebAFormatError, match=re.escape(message)) as error:
-        celeba.read_partition(tmp_path / "p.txt")
+    with pytest.raises(formats.CelebAFormatError, match=re.escape(message)) as error:
+        formats.read_partition(tmp_path / "p.txt")
     assert str(error.value).startswith(str(tmp_path / "p.txt"))
 
 
 def test_a_byte_order_mark_and_crlf_are_read(tmp_path: Path) -> None:
     (tmp_path / "attr.txt").write_bytes(b"\xef\xbb\xbf1\r\nMale\r\na.jpg  1\r\n")
-    assert celeba.read_attributes(tmp_path / "attr.txt").loc["a.jpg", "Male"] == 1
+    assert formats.read_attributes(tmp_path / "attr.txt").loc["a.jpg", "Male"] == 1
 
 
 def test_unknown_attribute_lists_valid_names() -> None:
     with pytest.raises(ValueError, match="'Smilling'.*Smiling"):
-        celeba.check_attributes(["Smilling"])
+        formats.check_attributes(["Smilling"])
     with pytest.raises(ValueError, match="more than once"):
-        celeba.check_attributes(["Male", "Male"])
-    assert celeba.check_attributes(("Male", "Young")) == ["Male", "Young"]
+        formats.check_attributes(["Male", "Male"])
+    assert formats.check_attributes(("Male", "Young")) == ["Male", "Young"]
+
+
+def test_any_names_pass_without_a_list_of_valid_ones_but_not_none_or_twice() -> None:
+    # params.yaml's names, before the raw folder says which exist (PreprocessConfig)
+    assert formats.check_attributes(("red", "Smiling"), valid=None) == ["red", "Smiling"]
+    with pytest.raises(ValueError, match=r"no attributes selected; list some, e.g. \[Smiling\]"):
+        formats.check_attributes([], valid=None)
+    with pytest.raises(ValueError, match="no attributes selected; choose from: A, B"):
+        formats.check_attributes([], valid=["A", "B"])
+    with pytest.raises(ValueError, match=r"listed more than once: \['red', 'red'\]"):
+        formats.check_attributes(["red", "red"], valid=None)
 
 
 @pytest.mark.celeba
 def test_parser_reads_the_real_files(shared_celeba: Path) -> None:
-    table = celeba.read_attributes(shared_celeba / celeba.ATTR_FILE)
+    table = formats.read_attributes(shared_celeba / formats.ATTR_FILE)
     assert table.shape == (202_599, 40)
-    assert tuple(table.columns) == celeba.CELEBA_ATTRIBUTES
+    assert tuple(table.columns) == formats.CELEBA_ATTRIBUTES
     assert table.index[0] == "000001.jpg"
-    split = celeba.read_partition(shared_celeba / celeba.PARTITION_FILE)
+    split = formats.read_partition(shared_celeba / formats.PARTITION_FILE)
     assert split.value_counts().to_dict() == {"train": 162_770, "valid": 19_867, "test": 19_962}
     assert (split.index == table.index).all()
     # the official partition is in file order: all train, then valid, then test

@@ -1,9 +1,11 @@
-"""CelebA's on-disk format: the attribute list, the official split, and the crop.
+"""The data's formats on disk: the raw folder every source writes (CelebA's layout), and the
+names of the files in the prepared folder that `preprocess` makes of it.
 
-Section 5 of the paper: 202,599 aligned 178x218 images, 40 binary attributes, the standard
-train/valid/test split, and a crop to the centred 178x178 square (the official code keeps rows
-20..198). The same parser reads the real files and the synthetic stand-in, so both go through
-one code path.
+The raw folder is laid out as CelebA's own download is (Section 5 of the paper: 202,599 aligned
+178x218 images, 40 binary attributes, the standard train/valid/test split): `img_align_celeba/`
+(or its zip), `list_attr_celeba.txt` and `list_eval_partition.txt`. Every source (the synthetic
+faces, CelebA, Oxford-102 flowers) writes it and `preprocess` reads it, so all go through one
+code path; only CelebA's attributes are the 40 below, other sources write their own names.
 """
 
 from __future__ import annotations
@@ -71,18 +73,29 @@ ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
 IMAGE_DIR = "img_align_celeba"
 
+# The prepared folder (`fader.data.preprocess` writes it, `fader.data.prepared` reads it).
+IMAGES_FILE = "images.npy"
+TABLE_FILE = "attributes.csv"
+META_FILE = "meta.json"
+
 
 class CelebAFormatError(ValueError):
     """A CelebA annotation file does not have the documented layout."""
 
 
-def check_attributes(names: Sequence[str], valid: Sequence[str] = CELEBA_ATTRIBUTES) -> list[str]:
-    """Return `names` as a list, or raise naming the unknown ones and listing the valid ones."""
+def check_attributes(
+    names: Sequence[str], valid: Sequence[str] | None = CELEBA_ATTRIBUTES
+) -> list[str]:
+    """Return `names` as a list, or raise naming the unknown ones and listing the valid ones.
+
+    There must be at least one and none twice. `valid=None` accepts any name: params.yaml's
+    are checked against the raw folder's own attributes only once a source has written it.
+    """
     names = list(names)
     if not names:
-        raise ValueError("no attributes selected; choose from: " + ", ".join(valid))
-    unknown = [n for n in names if n not in valid]
-    if unknown:
+        hint = "list some, e.g. [Smiling]" if valid is None else "choose from: " + ", ".join(valid)
+        raise ValueError(f"no attributes selected; {hint}")
+    if valid is not None and (unknown := [n for n in names if n not in valid]):
         raise ValueError(
             f"unknown attribute(s) {', '.join(map(repr, unknown))}; valid names are: "
             + ", ".join(valid)
@@ -193,15 +206,3 @@ def write_partition(path: str | os.PathLike[str], split: pd.Series) -> None:
     """Write split names ('train'/'valid'/'test') as `list_eval_partition.txt` (atomically)."""
     codes = {name: i for i, name in enumerate(SPLITS)}
     io.write_text(path, "".join(f"{f} {codes[s]}\n" for f, s in split.items()))
-
-
-def crop_box(width: int, height: int) -> tuple[int, int, int, int]:
-    """The centred square crop as a PIL box (left, top, right, bottom).
-
-    For CelebA's 178x218 this is rows 20..198, as in the official code; other sizes keep the
-    same proportions (89x109 -> rows 10..99). A landscape image loses columns instead.
-    """
-    side = min(width, height)
-    left = (width - side) // 2
-    top = (height - side) // 2
-    return left, top, left + side, top + side
