@@ -203,11 +203,11 @@ def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_checkpoint(
     step = trainer.autoencoder_step
     calls = []
 
-    def blow_up(nets, x, y, lam, config):
+    def blow_up(nets, x, y, *weight_and_config):
         calls.append(1)
         if len(calls) == 3:  # the third step of epoch 2 (step 7)
             x = x * float("nan")
-        return step(nets, x, y, lam, config)
+        return step(nets, x, y, *weight_and_config)
 
     monkeypatch.setattr(trainer, "autoencoder_step", blow_up)
     with pytest.raises(
@@ -248,8 +248,8 @@ def test_a_decaying_rate_is_logged_reaches_the_optimizers_and_fixes_the_length(
     step = trainer.autoencoder_step
 
     def recording(nets, *args, **kwargs):
-        seen.append(nets.ae_optimizer.param_groups[0]["lr"])
-        assert nets.dis_optimizer.param_groups[0]["lr"] == seen[-1]
+        seen.append(nets.autoencoder.optimizer.param_groups[0]["lr"])
+        assert nets.discriminator.optimizer.param_groups[0]["lr"] == seen[-1]
         return step(nets, *args, **kwargs)
 
     monkeypatch.setattr(trainer, "autoencoder_step", recording)
@@ -296,7 +296,7 @@ def test_ablation_losses_and_patch_discriminator_train(
     x = torch.rand(4, 3, 32, 32) * 2 - 1
     y = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
     with torch.no_grad():  # the step's own forward pass: train mode, before the update
-        x_hat = nets.autoencoder.train().decode(nets.autoencoder.encode(x), y)
+        x_hat = nets.autoencoder.net.train().decode(nets.autoencoder.net.encode(x), y)
     expected = formula(x_hat, x).item()
     assert expected != pytest.approx(F.mse_loss(x_hat, x).item())
     recon = autoencoder_step(nets, x, y, 0.0, config)["recon_loss"].item()
@@ -346,10 +346,12 @@ def test_a_swap_classifier_trains_on_real_images_and_judges_swapped_decodings(
     nets = FaderNetworks.build(MODEL, config, torch.device("cpu"))
     x = torch.rand(4, 3, 32, 32) * 2 - 1
     y = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
-    assert nets.swap_classifier is not None
+    [critic] = nets.critics
+    assert critic.kind.name == "swap_classifier" and critic.weight == 0.5
+    autoencoder = nets.autoencoder.net
     with torch.no_grad():
-        swapped = nets.autoencoder.train().decode(nets.autoencoder.encode(x), 1 - y)
-        logits = nets.swap_classifier.eval()(swapped)
+        swapped = autoencoder.train().decode(autoencoder.encode(x), 1 - y)
+        logits = critic.net.eval()(swapped)
     expected = F.binary_cross_entropy_with_logits(logits, 1 - y).item()
     metrics = autoencoder_step(nets, x, y, 0.0, config)
     assert metrics["swap_adv_loss"].item() == pytest.approx(expected, rel=1e-5)

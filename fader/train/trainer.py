@@ -30,16 +30,15 @@ from fader.data.prepared import DeviceSplit, PreparedDataset
 from fader.eval.swaps import swap_accuracy
 from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, LatentDiscriminator, ModelConfig
+from fader.train import losses
 from fader.train.config import TrainConfig
 from fader.train.distributed import SINGLE, Group
-from fader.train.losses import lambda_e, learning_rate
 from fader.train.steps import (
     FaderNetworks,
     StepMetrics,
     autoencoder_step,
+    critic_step,
     discriminator_step,
-    patch_step,
-    swap_classifier_step,
 )
 
 log = logging.getLogger(__name__)
@@ -107,9 +106,9 @@ def validate(
     device: torch.device,
 ) -> dict[str, float]:
     """Reconstruction MSE, latent-discriminator accuracy and swap accuracy per attribute."""
-    autoencoder = nets.evaluated
+    autoencoder, discriminator = nets.evaluated, nets.discriminator.net
     autoencoder.eval()
-    nets.discriminator.eval()
+    discriminator.eval()
     classifier.eval()
     count = len(valid) if size == 0 else min(size, len(valid))
     sums: dict[str, float] = {}
@@ -118,7 +117,7 @@ def validate(
         x, y = x.to(device), y.to(device)
         features = autoencoder.encode(x)
         batch = {"recon_mse": F.mse_loss(autoencoder.decode(features, y), x).item()}
-        logits = LatentDiscriminator.per_attribute(nets.discriminator(features[-1]))
+        logits = LatentDiscriminator.per_attribute(discriminator(features[-1]))
         hits = logits.argmax(-1) == y.long()
         for i, name in enumerate(valid.attributes):
             batch[f"dis_accuracy/{name}"] = hits[:, i].float().mean().item()
@@ -268,17 +267,20 @@ class _Run:
     def iterate(self, train: PreparedDataset | DeviceSplit) -> None:
         """One iteration, its metrics summed on the device; logged every `log_every` steps."""
         config, state = self.config, self.state
-        lam = lambda_e(state["step"], config.lambda_max, config.lambda_schedule)
-        rate = learning_rate(
+        lambda_e = losses.lambda_e(state["step"], config.lambda_max, config.lambda_schedule)
+        rate = losses.learning_rate(
             state["step"], config.learning_rate, config.total_steps, config.lr_decay
         )
         self.nets.set_learning_rate(rate)
-        metrics = _iteration(self.nets, train, config, self.sampler, self.device, lam, self.group)
+        metrics = _iteration(
+            self.nets, train, config, self.sampler, self.device, lambda_e, self.group
+        )
         state["step"] += 1
         self.sums.add(metrics, state["step"])
         if state["step"] % config.log_every == 0:
             self.sums.check(self._kept())  # the only host sync between epochs
-            values = {f"train/{k}": v.item() for k, v in metrics.items()} | {"lambda_e": lam}
+            values = {f"train/{k}": v.item() for k, v in metrics.items()}
+            values["lambda_e"] = lambda_e
             if config.lr_decay > 0:
                 values["learning_rate"] = rate
             self._emit(values, state["step"])
@@ -447,21 +449,19 @@ def _iteration(
     config: TrainConfig,
     sampler: torch.Generator,
     device: torch.device,
-    lam: float,
+    lambda_e: float,
     group: Group = SINGLE,
 ) -> StepMetrics:
-    """One iteration: `dis_steps` discriminator steps (then the PatchGAN's and the swap
-    classifier's, on the last one's batch), then an autoencoder step, each on its own batch.
-    The discriminator's metrics are its last step's."""
+    """One iteration, as the official train.py's: `dis_steps` discriminator steps, each on its
+    own batch, then each critic's step on the last one's batch, then an autoencoder step on a
+    batch of its own. The discriminator's metrics are its last step's."""
     for _ in range(config.dis_steps):
         x, y = _sample(train, config.batch_size, sampler, device, group)
         metrics = discriminator_step(nets, x, y, config.clip_grad_norm)
-    if nets.patch is not None:
-        metrics |= patch_step(nets, x, y, config.clip_grad_norm)
-    if nets.swap_classifier is not None:
-        metrics |= swap_classifier_step(nets, x, y, config.clip_grad_norm)
+    for critic in nets.critics:
+        metrics |= critic_step(nets, critic, x, y, config.clip_grad_norm)
     x, y = _sample(train, config.batch_size, sampler, device, group)
-    return metrics | autoencoder_step(nets, x, y, lam, config)
+    return metrics | autoencoder_step(nets, x, y, lambda_e, config)
 
 
 def _sample(
