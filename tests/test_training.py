@@ -384,3 +384,17 @@ def test_a_moving_average_of_the_weights_is_validated_saved_and_resumed(
     run(prepared, tmp_path / "resumed", replace(ema, n_epochs=1))
     resumed = run(prepared, tmp_path / "resumed", ema)
     assert resumed["history"] == straight["history"]
+
+
+@pytest.mark.gpu
+def test_a_run_on_a_gpu_resumes(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #22: last.pt read onto the GPU held its RNG states there, which torch refuses."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    cuda = replace(CONFIG, device="cuda")
+    run(prepared, tmp_path / "ckpt", replace(cuda, n_epochs=1))
+    steps = count_steps(monkeypatch)
+    resumed = run(prepared, tmp_path / "ckpt", cuda)
+    assert len(steps) == CONFIG.steps_per_epoch and len(resumed["history"]) == 2
