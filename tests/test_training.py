@@ -14,7 +14,7 @@ from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
 from fader.train import trainer
 from fader.train.config import TrainConfig
-from fader.train.losses import lambda_e, learning_rate
+from fader.train.losses import lambda_e, learning_rate, reconstruction_loss
 from fader.train.steps import FaderNetworks, autoencoder_step
 from fader.train.trainer import BEST_RECON, BEST_SWAP, LAST, train_fader
 from tests.conftest import make
@@ -281,6 +281,13 @@ def test_a_decaying_rate_is_logged_reaches_the_optimizers_and_fixes_the_length(
 def test_bad_training_parameters(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make(TrainConfig, **overrides)
+
+
+def test_an_unknown_reconstruction_loss_names_the_valid_ones() -> None:
+    x = torch.zeros(2, 3, 4, 4)
+    assert reconstruction_loss(x + 2, x, "huber") == F.smooth_l1_loss(x + 2, x)
+    with pytest.raises(ValueError, match=r"recon_loss must be one of mse, mae, huber, got 'l3'"):
+        reconstruction_loss(x, x, "l3")
 
 
 @pytest.mark.parametrize("loss, formula", [("mae", F.l1_loss), ("huber", F.smooth_l1_loss)])

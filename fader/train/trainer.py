@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from fader import runtime
 from fader.config import to_dict
-from fader.data.prepared import DeviceSplit, PreparedDataset
+from fader.data.prepared import DeviceSplit, PreparedDataset, draw_flips
 from fader.eval.swaps import swap_accuracy
 from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, LatentDiscriminator, ModelConfig
@@ -466,7 +466,7 @@ def _sample(
     sampler), flipped. Every rank draws the whole batch from the same generator, so the shares
     are disjoint and together are the batch one process would draw."""
     indices = torch.randint(len(data), (batch_size,), generator=generator)
-    flips = torch.rand(batch_size, generator=generator) < 0.5 if data.flip else None
+    flips = draw_flips(batch_size, generator) if data.flip else None
     share = group.share(batch_size)
     x, y = data.batch(indices[share], flips=None if flips is None else flips[share])
     return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
