@@ -64,16 +64,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> dict[str, Any]:
-    """The global RNG states (dropout and initialisation draw from torch's), for a checkpoint."""
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """The global RNG states that training on `device` draws from, for a checkpoint: torch's
+    CPU generator (initialisation, the CPU's dropout) and, on a GPU, that GPU's own generator
+    only (its dropout), so that a resume under another `CUDA_VISIBLE_DEVICES` layout restores
+    the generator the process uses, whatever other GPUs it sees."""
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what `rng_state()` captured."""
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    """Restore what `rng_state()` captured, for training on `device` (a GPU's state is skipped
+    on the CPU). torch takes RNG states only as CPU byte tensors: read checkpoints onto the CPU."""
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)

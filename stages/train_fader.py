@@ -12,7 +12,11 @@ def main(
     data: Path = typer.Option(..., help="Prepared dataset folder."),
     classifier: Path = typer.Option(..., help="Classifier checkpoint (the swap judge)."),
     checkpoints: Path = typer.Option(..., help="Folder for resumable and best checkpoints."),
-    out: Path = typer.Option(..., help="Selected model to write (best swap accuracy)."),
+    out: Path = typer.Option(
+        ...,
+        help="Selected model to write, by train_fader.selection: the epoch of best swap "
+        "accuracy (best_swap) or the last epoch (last).",
+    ),
     metrics: Path = typer.Option(..., help="Metrics JSON to write."),
     live: Path = typer.Option(..., help="DVCLive folder for per-step and per-epoch plots."),
     nproc: int | None = typer.Option(

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,17 @@ def test_bad_checkpoints_are_named(tmp_path: Path) -> None:
 def test_bad_config(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make(ClassifierTrainConfig, **overrides)
+
+
+@pytest.mark.gpu
+def test_a_classifier_on_a_gpu_resumes(prepared: Path, tmp_path: Path) -> None:
+    """Issue #22: last.pt read onto the GPU held its RNG states there, which torch refuses."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    model = make(ClassifierConfig, img_size=32, n_attr=2, init_fm=4, max_fm=8)
+    config = make(ClassifierTrainConfig, batch_size=4, max_epochs=1, patience=4, device="cuda")
+    train, valid = PreparedDataset(prepared, "train", flip=True), PreparedDataset(prepared, "valid")
+    train_classifier(train, valid, model, config, 0, False, tmp_path / "ck")
+    longer = replace(config, max_epochs=2)
+    _, history = train_classifier(train, valid, model, longer, 0, False, tmp_path / "ck")
+    assert [h["epoch"] for h in history] == [1, 2]

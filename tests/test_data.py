@@ -90,6 +90,22 @@ def test_flip_mirrors_about_half(prepared: Path) -> None:
     assert torch.equal(draw(False, 0), x)  # flip=False mirrors none
 
 
+def test_a_split_on_the_device_flips_as_the_memory_map_does(prepared: Path) -> None:
+    """`DeviceSplit.batch` is `PreparedDataset.batch`: without `flips` both draw them from the
+    generator (the device split used to skip flipping), with `flips` both mirror those."""
+    mapped = PreparedDataset(prepared, "train", flip=True)
+    on_device = mapped.on_device(torch.device("cpu"), chunk=3)
+    positions = [4, 0, 2, 2, 6, 1, 3, 5]
+    for seed in range(3):
+        expected = mapped.batch(positions, generator=torch.Generator().manual_seed(seed))
+        got = on_device.batch(torch.tensor(positions), torch.Generator().manual_seed(seed))
+        assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+    flips = torch.tensor([True, False] * 4)
+    x, _ = on_device.batch(torch.tensor(positions), flips=flips)
+    assert torch.equal(x, mapped.batch(positions, flips=flips)[0])
+    assert not torch.equal(x, on_device.batch(torch.tensor(positions), flips=~flips)[0])
+
+
 def test_missing_folder_says_run_preprocess(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="fader preprocess"):
         PreparedDataset(tmp_path, "train")

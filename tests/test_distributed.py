@@ -45,8 +45,8 @@ def one_iteration(prepared: Path, group: Group) -> dict[str, torch.Tensor]:
     sampler = torch.Generator().manual_seed(SEED)
     train = PreparedDataset(prepared, "train", flip=True)
     trainer._iteration(nets, train, CONFIG, sampler, torch.device("cpu"), 0.5, group)
-    state = {f"ae.{k}": v for k, v in nets.autoencoder.state_dict().items()}
-    return state | {f"dis.{k}": v for k, v in nets.discriminator.state_dict().items()}
+    state = {f"ae.{k}": v for k, v in nets.autoencoder.net.state_dict().items()}
+    return state | {f"dis.{k}": v for k, v in nets.discriminator.net.state_dict().items()}
 
 
 def _worker(rank: int, prepared: Path, rendezvous: Path, out: Path) -> None:
@@ -74,7 +74,7 @@ def test_two_processes_take_the_step_of_one_on_the_whole_batch(
     ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(WORLD)]
     without_batchnorm(monkeypatch)
     single = one_iteration(prepared, SINGLE)
-    initial = FaderNetworks.build(MODEL, CONFIG, torch.device("cpu")).autoencoder.state_dict()
+    initial = FaderNetworks.build(MODEL, CONFIG, torch.device("cpu")).autoencoder.net.state_dict()
     assert ranks[0].keys() == single.keys()
     for name, weight in single.items():
         for state in ranks:  # every rank holds the same weights, those of one process

@@ -72,10 +72,11 @@ def test_fp16_on_the_cpu_is_refused_with_the_way_out() -> None:
 def test_bf16_steps_compute_in_bf16_and_learn_like_fp32() -> None:
     nets = FaderNetworks.build(MODEL, replace(CONFIG, precision="bf16"), CPU)
     seen: list[torch.dtype] = []
-    nets.autoencoder.encoder.blocks[1].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    autoencoder = nets.autoencoder.net
+    autoencoder.encoder.blocks[1].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     autoencoder_step(nets, *batch(), 0.1, CONFIG)
     assert seen == [torch.bfloat16]  # the convolutions ran in bf16 ...
-    assert all(p.dtype == torch.float32 for p in nets.autoencoder.parameters())  # ... not weights
+    assert all(p.dtype == torch.float32 for p in autoencoder.parameters())  # ... not weights
     fp32 = train_steps(CONFIG, CPU)
     bf16 = train_steps(replace(CONFIG, precision="bf16"), CPU)
     assert bf16[-1] < 0.7 * bf16[0]  # it learns
@@ -84,7 +85,7 @@ def test_bf16_steps_compute_in_bf16_and_learn_like_fp32() -> None:
 
 def test_channels_last_trains_like_contiguous() -> None:
     nets = FaderNetworks.build(MODEL, replace(CONFIG, memory_format="channels_last"), CPU)
-    weight = nets.autoencoder.encoder.blocks[0][0].weight
+    weight = nets.autoencoder.net.encoder.blocks[0][0].weight
     assert weight.is_contiguous(memory_format=torch.channels_last)
     contiguous = train_steps(CONFIG, CPU, n=5)
     channels_last = train_steps(replace(CONFIG, memory_format="channels_last"), CPU, n=5)
@@ -102,9 +103,9 @@ def test_the_discriminator_gets_no_gradient_from_the_autoencoder_step() -> None:
     """The official code computes them and the next discriminator step throws them away."""
     nets = FaderNetworks.build(MODEL, CONFIG, CPU)
     autoencoder_step(nets, *batch(), 0.1, CONFIG)
-    assert all(p.grad is None for p in nets.discriminator.parameters())
-    assert all(p.requires_grad for p in nets.discriminator.parameters())  # given back
-    assert any(p.grad is not None for p in nets.autoencoder.parameters())
+    assert all(p.grad is None for p in nets.discriminator.net.parameters())
+    assert all(p.requires_grad for p in nets.discriminator.net.parameters())  # given back
+    assert any(p.grad is not None for p in nets.autoencoder.net.parameters())
 
 
 # ---------------------------------------------------------------------------------------------

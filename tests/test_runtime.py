@@ -118,50 +118,87 @@ def test_seed_everything_sets_the_documented_seeds() -> None:
 # --- rng_state / set_rng_state -------------------------------------------------------------------
 
 
+CPU = torch.device("cpu")
+
+
 def test_rng_state_restores_torch_stream_exactly(no_cuda: None) -> None:
     torch.manual_seed(0)
     torch.rand(5)  # somewhere in the middle of the stream
-    state = runtime.rng_state()
-    assert set(state) == {"torch"}  # no CUDA state without CUDA
+    state = runtime.rng_state(CPU)
+    assert set(state) == {"torch"}  # no CUDA state on the CPU
     expected = [torch.rand(4), torch.randn(3, 2), torch.randint(0, 1000, (6,))]
     dropout = torch.nn.functional.dropout(torch.ones(50), p=0.5, training=True)
-    runtime.set_rng_state(state)
+    runtime.set_rng_state(state, CPU)
     again = [torch.rand(4), torch.randn(3, 2), torch.randint(0, 1000, (6,))]
     assert all(torch.equal(a, b) for a, b in zip(expected, again))
     assert torch.equal(torch.nn.functional.dropout(torch.ones(50), p=0.5, training=True), dropout)
     # restoring again rewinds again: the captured state is a copy, not the live generator
-    runtime.set_rng_state(state)
+    runtime.set_rng_state(state, CPU)
     assert torch.equal(torch.rand(4), expected[0])
 
 
 def test_rng_state_is_a_checkpointable_tensor(no_cuda: None, tmp_path: Path) -> None:
-    state = runtime.rng_state()
+    state = runtime.rng_state(CPU)
     torch.save(state, tmp_path / "rng.pt")
     expected = torch.rand(3)
-    runtime.set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    runtime.set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True), CPU)
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_cuda_state_is_ignored_without_cuda(no_cuda: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A checkpoint written on a GPU machine resumes on a CPU one: its CUDA states are skipped."""
-    calls: list[object] = []
-    # torch defers CUDA calls until CUDA starts, so a call would pass unnoticed: record it
-    monkeypatch.setattr(torch.cuda, "set_rng_state_all", calls.append)
-    state = {**runtime.rng_state(), "cuda": [torch.zeros(16, dtype=torch.uint8)]}
+@pytest.fixture
+def fake_gpus(monkeypatch: pytest.MonkeyPatch) -> dict[int, torch.Tensor]:
+    """Three GPUs' generator states, by index, read and written through torch.cuda's per-device
+    functions (torch defers CUDA calls until CUDA starts, so a real call could pass unnoticed)."""
+    states = {index: torch.full((16,), index, dtype=torch.uint8) for index in range(3)}
+
+    def get(device: torch.device) -> torch.Tensor:
+        return states[torch.device(device).index or 0].clone()
+
+    def set_state(state: torch.Tensor, device: torch.device) -> None:
+        states[torch.device(device).index or 0] = state
+
+    def every_gpu(*args: object) -> None:
+        raise AssertionError("every visible GPU's generator was used")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", get)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", set_state)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", every_gpu)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", every_gpu)
+    return states
+
+
+def test_only_the_generator_of_the_device_in_use_is_saved_and_restored(
+    fake_gpus: dict[int, torch.Tensor],
+) -> None:
+    """Issue #22: saving every visible GPU's generator, a resume under another
+    CUDA_VISIBLE_DEVICES layout failed or left the process's own generator unrestored."""
+    state = runtime.rng_state(torch.device("cuda", 1))
+    assert torch.equal(state["cuda"], torch.full((16,), 1, dtype=torch.uint8))
+    # resumed by a process that trains on cuda:0 (another layout): its own generator is set
+    runtime.set_rng_state(state, torch.device("cuda", 0))
+    assert torch.equal(fake_gpus[0], state["cuda"])
+    assert torch.equal(fake_gpus[2], torch.full((16,), 2, dtype=torch.uint8))  # others untouched
+
+
+def test_a_gpu_state_is_skipped_on_the_cpu(fake_gpus: dict[int, torch.Tensor]) -> None:
+    """A checkpoint written on a GPU machine resumes on the CPU: its CUDA state is skipped."""
+    state = runtime.rng_state(torch.device("cuda", 2))
+    before = {index: value.clone() for index, value in fake_gpus.items()}
     expected = torch.rand(3)
-    runtime.set_rng_state(state)
+    runtime.set_rng_state(state, CPU)
     assert torch.equal(torch.rand(3), expected)
-    assert calls == []
+    assert all(torch.equal(fake_gpus[i], before[i]) for i in fake_gpus)
 
 
 @pytest.mark.gpu
 def test_cuda_rng_state_round_trip() -> None:
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
+    device = torch.device("cuda", torch.cuda.device_count() - 1)
     torch.cuda.manual_seed_all(0)
-    state = runtime.rng_state()
-    assert len(state["cuda"]) == torch.cuda.device_count()
-    expected = torch.rand(4, device="cuda")
-    runtime.set_rng_state(state)
-    assert torch.equal(torch.rand(4, device="cuda"), expected)
-    assert runtime.resolve_device("auto") == torch.device("cuda")
+    state = runtime.rng_state(device)
+    assert state["cuda"].device == CPU  # what torch.cuda.set_rng_state takes back
+    expected = torch.rand(4, device=device)
+    runtime.set_rng_state(state, device)
+    assert torch.equal(torch.rand(4, device=device), expected)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import inspect
 import json
 import logging
 import math
@@ -683,3 +684,11 @@ def test_two_processes_train_once_and_resume_after_kill_9(
     steps = curves["train/recon_loss"]["step"].tolist()
     assert steps == sorted(set(steps))  # one writer: every step logged once
     assert len(curves["valid/recon_mse"]) == n_epochs
+
+
+def test_the_train_help_names_both_selection_rules() -> None:
+    """`fader train --out` holds the model train_fader.selection picks: best swap or last."""
+    from stages import train_fader
+
+    help_text = inspect.signature(train_fader.main).parameters["out"].default.help
+    assert "best swap accuracy (best_swap) or the last epoch (last)" in help_text

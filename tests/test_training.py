@@ -14,7 +14,7 @@ from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
 from fader.train import trainer
 from fader.train.config import TrainConfig
-from fader.train.losses import lambda_e, learning_rate
+from fader.train.losses import lambda_e, learning_rate, reconstruction_loss
 from fader.train.steps import FaderNetworks, autoencoder_step
 from fader.train.trainer import BEST_RECON, BEST_SWAP, LAST, train_fader
 from tests.conftest import make
@@ -203,11 +203,11 @@ def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_checkpoint(
     step = trainer.autoencoder_step
     calls = []
 
-    def blow_up(nets, x, y, lam, config):
+    def blow_up(nets, x, y, *weight_and_config):
         calls.append(1)
         if len(calls) == 3:  # the third step of epoch 2 (step 7)
             x = x * float("nan")
-        return step(nets, x, y, lam, config)
+        return step(nets, x, y, *weight_and_config)
 
     monkeypatch.setattr(trainer, "autoencoder_step", blow_up)
     with pytest.raises(
@@ -248,8 +248,8 @@ def test_a_decaying_rate_is_logged_reaches_the_optimizers_and_fixes_the_length(
     step = trainer.autoencoder_step
 
     def recording(nets, *args, **kwargs):
-        seen.append(nets.ae_optimizer.param_groups[0]["lr"])
-        assert nets.dis_optimizer.param_groups[0]["lr"] == seen[-1]
+        seen.append(nets.autoencoder.optimizer.param_groups[0]["lr"])
+        assert nets.discriminator.optimizer.param_groups[0]["lr"] == seen[-1]
         return step(nets, *args, **kwargs)
 
     monkeypatch.setattr(trainer, "autoencoder_step", recording)
@@ -283,6 +283,13 @@ def test_bad_training_parameters(overrides: dict, message: str) -> None:
         make(TrainConfig, **overrides)
 
 
+def test_an_unknown_reconstruction_loss_names_the_valid_ones() -> None:
+    x = torch.zeros(2, 3, 4, 4)
+    assert reconstruction_loss(x + 2, x, "huber") == F.smooth_l1_loss(x + 2, x)
+    with pytest.raises(ValueError, match=r"recon_loss must be one of mse, mae, huber, got 'l3'"):
+        reconstruction_loss(x, x, "l3")
+
+
 @pytest.mark.parametrize("loss, formula", [("mae", F.l1_loss), ("huber", F.smooth_l1_loss)])
 def test_ablation_losses_and_patch_discriminator_train(
     prepared: Path, tmp_path: Path, loss: str, formula
@@ -296,7 +303,7 @@ def test_ablation_losses_and_patch_discriminator_train(
     x = torch.rand(4, 3, 32, 32) * 2 - 1
     y = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
     with torch.no_grad():  # the step's own forward pass: train mode, before the update
-        x_hat = nets.autoencoder.train().decode(nets.autoencoder.encode(x), y)
+        x_hat = nets.autoencoder.net.train().decode(nets.autoencoder.net.encode(x), y)
     expected = formula(x_hat, x).item()
     assert expected != pytest.approx(F.mse_loss(x_hat, x).item())
     recon = autoencoder_step(nets, x, y, 0.0, config)["recon_loss"].item()
@@ -346,10 +353,12 @@ def test_a_swap_classifier_trains_on_real_images_and_judges_swapped_decodings(
     nets = FaderNetworks.build(MODEL, config, torch.device("cpu"))
     x = torch.rand(4, 3, 32, 32) * 2 - 1
     y = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
-    assert nets.swap_classifier is not None
+    [critic] = nets.critics
+    assert critic.kind.name == "swap_classifier" and critic.weight == 0.5
+    autoencoder = nets.autoencoder.net
     with torch.no_grad():
-        swapped = nets.autoencoder.train().decode(nets.autoencoder.encode(x), 1 - y)
-        logits = nets.swap_classifier.eval()(swapped)
+        swapped = autoencoder.train().decode(autoencoder.encode(x), 1 - y)
+        logits = critic.net.eval()(swapped)
     expected = F.binary_cross_entropy_with_logits(logits, 1 - y).item()
     metrics = autoencoder_step(nets, x, y, 0.0, config)
     assert metrics["swap_adv_loss"].item() == pytest.approx(expected, rel=1e-5)
@@ -382,3 +391,17 @@ def test_a_moving_average_of_the_weights_is_validated_saved_and_resumed(
     run(prepared, tmp_path / "resumed", replace(ema, n_epochs=1))
     resumed = run(prepared, tmp_path / "resumed", ema)
     assert resumed["history"] == straight["history"]
+
+
+@pytest.mark.gpu
+def test_a_run_on_a_gpu_resumes(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #22: last.pt read onto the GPU held its RNG states there, which torch refuses."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    cuda = replace(CONFIG, device="cuda")
+    run(prepared, tmp_path / "ckpt", replace(cuda, n_epochs=1))
+    steps = count_steps(monkeypatch)
+    resumed = run(prepared, tmp_path / "ckpt", cuda)
+    assert len(steps) == CONFIG.steps_per_epoch and len(resumed["history"]) == 2

@@ -22,6 +22,12 @@ from fader.data.formats import IMAGES_FILE, META_FILE, TABLE_FILE
 from fader.image import to_float
 
 
+def draw_flips(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Which of `n` images to mirror: each with p = 0.5 (Section 5.1), (n,) bool on the CPU,
+    drawn from `generator` (torch's global one when None)."""
+    return torch.rand(n, generator=generator) < 0.5
+
+
 class PreparedDataset(Dataset):
     """One split of a prepared folder: items are (image (3, H, W) in [-1, 1], attributes (n,)).
 
@@ -93,7 +99,7 @@ class PreparedDataset(Dataset):
         x = to_float(pixels)
         if self.flip:
             if flips is None:
-                flips = torch.rand(len(x), generator=generator) < 0.5
+                flips = draw_flips(len(x), generator)
             x[flips] = x[flips].flip(-1)
         return x, self.labels[torch.from_numpy(indices)]
 
@@ -126,13 +132,19 @@ class DeviceSplit:
         return len(self.images)
 
     def batch(
-        self, indices: torch.Tensor, flips: torch.Tensor | None = None
+        self,
+        indices: torch.Tensor,
+        generator: torch.Generator | None = None,
+        flips: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images (B, 3, H, W) in [-1, 1] and attributes (B, n), on the device; `flips` (B,)
-        marks the images to mirror (a dataset made with `flip` only)."""
+        """Images (B, 3, H, W) in [-1, 1] and attributes (B, n), on the device: those of
+        `PreparedDataset.batch`, with the same flips (drawn from `generator`, or as `flips`
+        marks them)."""
         indices = indices.to(self.device)
         x = to_float(self.images[indices])
-        if self.flip and flips is not None:
+        if self.flip:
+            if flips is None:
+                flips = draw_flips(len(x), generator)
             flips = flips.to(self.device)
             x = torch.where(flips[:, None, None, None], x.flip(-1), x)
         return x, self.labels[indices]

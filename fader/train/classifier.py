@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from fader import io, runtime
+from fader import runtime
 from fader.config import to_dict
 from fader.data.prepared import PreparedDataset
-from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, ClassifierConfig
 from fader.train.config import ClassifierTrainConfig
+from fader.train.resume import LastCheckpoint, locked
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,6 @@ def accuracy(
     return {**per_attribute, "mean": float(np.mean(list(per_attribute.values())))}
 
 
-LAST = "last.pt"  # the resumable state, in the checkpoint folder
-
-
 def train_classifier(
     train: PreparedDataset,
     valid: PreparedDataset,
@@ -60,14 +57,25 @@ def train_classifier(
 
     With `checkpoint_dir`, the state after each epoch goes to `checkpoint_dir/last.pt`, and a run
     that finds one made with the same settings goes on from there, ending exactly where an
-    uninterrupted run ends (a finished run's is simply read back). Returns the classifier (best
-    weights, eval mode, on the CPU) and the per-epoch history.
+    uninterrupted run ends (a finished run's is simply read back; one made otherwise is moved
+    aside, see `fader.train.resume`). Returns the classifier (best weights, eval mode, on the
+    CPU) and the per-epoch history.
     """
     if checkpoint_dir is None:
         return _train(train, valid, model, config, seed, progress, None)
-    lock = checkpoint_dir.with_name(f".{checkpoint_dir.name}.lock")
-    with io.exclusive_lock(lock, f"the checkpoint folder {checkpoint_dir}"):
-        return _train(train, valid, model, config, seed, progress, checkpoint_dir / LAST)
+    last = LastCheckpoint(
+        checkpoint_dir, "classifier_training", _fingerprint(model, config, seed, train)
+    )
+    with locked(checkpoint_dir):
+        return _train(train, valid, model, config, seed, progress, last)
+
+
+def _fingerprint(
+    model: ClassifierConfig, config: ClassifierTrainConfig, seed: int, train: PreparedDataset
+) -> dict[str, Any]:
+    """What must match for `last.pt` to be resumed (max_epochs may grow, the device may change)."""
+    settings = {k: v for k, v in to_dict(config).items() if k not in ("max_epochs", "device")}
+    return {"model": to_dict(model), "train": settings, "seed": seed, "data": train.digest}
 
 
 def _train(
@@ -77,7 +85,7 @@ def _train(
     config: ClassifierTrainConfig,
     seed: int,
     progress: bool,
-    last: Path | None,
+    last: LastCheckpoint | None,
 ) -> tuple[AttributeClassifier, list[dict[str, Any]]]:
     device = runtime.resolve_device(config.device)
     runtime.seed_everything(seed)
@@ -92,19 +100,13 @@ def _train(
         "stale": 0,
         "stopped": False,
     }
-    settings = {k: v for k, v in to_dict(config).items() if k not in ("max_epochs", "device")}
-    fingerprint = {"model": to_dict(model), "train": settings, "seed": seed, "data": train.digest}
-    if last is not None and last.is_file():
-        saved = checkpoint.load(last, "classifier_training", map_location=device)
-        if saved["fingerprint"] == fingerprint and saved["epoch"] <= config.max_epochs:
-            classifier.load_state_dict(saved["net"])
-            optimizer.load_state_dict(saved["optimizer"])
-            generator.set_state(saved["generator"])
-            runtime.set_rng_state(saved["rng"])
-            state.update({key: saved[key] for key in state})
-            log.info("resuming the classifier from %s after epoch %d", last, state["epoch"])
-        else:
-            log.info("%s was made with other settings: starting afresh", last)
+    if last is not None and (saved := last.load(config.max_epochs)) is not None:
+        classifier.load_state_dict(saved["net"])
+        optimizer.load_state_dict(saved["optimizer"])
+        generator.set_state(saved["generator"])
+        runtime.set_rng_state(saved["rng"], device)
+        state.update({key: saved[key] for key in state})
+        log.info("resuming the classifier from %s after epoch %d", last.path, state["epoch"])
     for epoch in range(state["epoch"] + 1, config.max_epochs + 1):
         if state["stopped"]:
             break
@@ -141,17 +143,14 @@ def _train(
                 state["stopped"] = True
         state["epoch"] = epoch
         if last is not None:
-            checkpoint.save(
-                last,
+            last.save(
                 {
-                    "kind": "classifier_training",
-                    "fingerprint": fingerprint,
                     **state,
                     "net": classifier.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "generator": generator.get_state(),
-                    "rng": runtime.rng_state(),
-                },
+                    "rng": runtime.rng_state(device),
+                }
             )
     assert state["best_state"] is not None
     classifier = classifier.cpu()

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -31,13 +33,22 @@ def learning_rate(step: int, base: float, total_steps: int, decay: float) -> flo
     return base * min(1.0, max(0.0, (total_steps - step) / decay_steps))
 
 
+#: `train_fader.recon_loss`: ||D(E(x), y) - x||² per pixel (the paper), or the ablation report's
+#: MAE or Huber (smooth L1, δ = 1).
+RECONSTRUCTION_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "mse": F.mse_loss,
+    "mae": F.l1_loss,
+    "huber": F.smooth_l1_loss,
+}
+
+
 def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
-    """||D(E(x), y) - x||² per pixel (the paper), or the ablation report's MAE / Huber."""
-    if kind == "mse":
-        return F.mse_loss(x_hat, x)
-    if kind == "mae":
-        return F.l1_loss(x_hat, x)
-    return F.smooth_l1_loss(x_hat, x)
+    """The reconstruction loss `kind` (one of RECONSTRUCTION_LOSSES), averaged over pixels."""
+    if kind not in RECONSTRUCTION_LOSSES:
+        raise ValueError(
+            f"recon_loss must be one of {', '.join(RECONSTRUCTION_LOSSES)}, got {kind!r}"
+        )
+    return RECONSTRUCTION_LOSSES[kind](x_hat, x)
 
 
 def attribute_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

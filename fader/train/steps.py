@@ -1,9 +1,14 @@
-"""One optimisation step each: the latent discriminator, the autoencoder, the optional PatchGAN.
+"""One optimisation step each: the latent discriminator, the autoencoder, the optional critics.
 
 The official src/training.py (`lat_dis_step`, `autoencoder_step`): the discriminator learns to
 predict the attributes y from the latent E(x); the autoencoder learns to reconstruct x from
 (E(x), y) while making that prediction fail (losses in `fader.train.losses`). Adam with β1 = 0.5
 and gradient-norm clipping on each network.
+
+The optional critics (not in the paper) are the official code's `ptc_dis_step` (a PatchGAN on
+reconstructions) and `clf_dis_step` (a classifier of the swapped attributes): each learns on the
+discriminator's batch, then adds a weighted term that the autoencoder minimises. Every network
+travels with its optimizer (`Trained`), and each critic is one entry of `CRITICS`.
 
 Each step returns its metrics as 0-dim tensors on the device, so that a step never waits for the
 device: the trainer reads them (one host sync) only every `log_every` steps.
@@ -12,9 +17,9 @@ device: the trainer reads them (one host sync) only every `log_every` steps.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +42,16 @@ from fader.train.precision import Precision
 #: A step's metrics: 0-dim tensors, on the device, detached.
 StepMetrics = dict[str, torch.Tensor]
 
+Net = TypeVar("Net", bound=nn.Module)
+
+
+@dataclass
+class Trained(Generic[Net]):
+    """A network and the Adam optimizer that trains it."""
+
+    net: Net
+    optimizer: torch.optim.Adam
+
 
 class Reconstruction(nn.Module):
     """The autoencoder step's forward pass in one call, x, y → (encoder maps, x̂): the module
@@ -51,28 +66,50 @@ class Reconstruction(nn.Module):
         return features, self.autoencoder.decode(features, y)
 
 
+@dataclass(frozen=True)
+class CriticKind:
+    """An optional adversary of the autoencoder (not in the paper): what builds it, the loss it
+    learns by on the discriminator's batch, and its term in the autoencoder's loss."""
+
+    name: str  # its checkpoint entry; its optimizer's is `<name>_optimizer`
+    weight: str  # the TrainConfig field that weighs its term (0: no such critic)
+    title: str  # what it is, in words
+    build: Callable[[ModelConfig, TrainConfig], nn.Module]
+    #: its own loss: (networks, critic, x, y) → loss
+    loss: Callable[[FaderNetworks, nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+    #: its term in the autoencoder's loss: (networks, critic, encoder maps, x̂, y) → term
+    term: Callable[
+        [FaderNetworks, nn.Module, list[torch.Tensor], torch.Tensor, torch.Tensor], torch.Tensor
+    ]
+    loss_metric: str
+    term_metric: str
+
+
+@dataclass
+class Critic(Trained[nn.Module]):
+    """One critic of a run: its network and optimizer, its kind and the weight of its term."""
+
+    kind: CriticKind
+    weight: float
+
+
 @dataclass
 class FaderNetworks:
-    """The networks of one Fader model, their optimizers, and how they compute.
+    """The networks of one Fader model, each with its optimizer, and how they compute.
 
     `reconstruct` and `classify_latent` are what the steps train through: the autoencoder's
     forward pass and the latent discriminator, under DistributedDataParallel when the group is
     distributed. The bare networks (for checkpoints, eval-mode passes and frozen uses) are
-    `autoencoder` and `discriminator`.
+    `autoencoder.net` and `discriminator.net`.
     """
 
-    autoencoder: AutoEncoder
-    discriminator: LatentDiscriminator
-    ae_optimizer: torch.optim.Adam
-    dis_optimizer: torch.optim.Adam
+    autoencoder: Trained[AutoEncoder]
+    discriminator: Trained[LatentDiscriminator]
+    critics: list[Critic]  # in CRITICS order: the order they train and enter the loss
     precision: Precision
     reconstruct: nn.Module
     classify_latent: nn.Module
     memory_format: torch.memory_format = torch.contiguous_format
-    patch: PatchDiscriminator | None = None
-    patch_optimizer: torch.optim.Adam | None = None
-    swap_classifier: AttributeClassifier | None = None
-    swap_classifier_optimizer: torch.optim.Adam | None = None
     ema: AveragedModel | None = None
 
     @classmethod
@@ -81,13 +118,10 @@ class FaderNetworks:
     ) -> FaderNetworks:
         memory_format = _memory_format(config.memory_format, model.img_size, device)
         group.share(config.batch_size)  # an uneven split fails here, before any step
-        if group.distributed and config.patch_weight > 0:
+        kinds = [kind for kind in CRITICS if getattr(config, kind.weight) > 0]
+        if group.distributed and kinds:
             raise ValueError(
-                "the PatchGAN ablation (patch_weight > 0) trains in one process: set nproc 1"
-            )
-        if group.distributed and config.swap_clf_weight > 0:
-            raise ValueError(
-                "the swap classifier (swap_clf_weight > 0) trains in one process: set nproc 1"
+                f"{kinds[0].title} ({kinds[0].weight} > 0) trains in one process: set nproc 1"
             )
         if config.sync_batchnorm and device.type != "cuda":
             raise ValueError(f"sync_batchnorm needs CUDA (SyncBatchNorm), not {device}")
@@ -106,36 +140,22 @@ class FaderNetworks:
             discriminator = nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
         autoencoder.to(device, memory_format=memory_format)
         discriminator.to(device, memory_format=memory_format)
-        patch = None
-        if config.patch_weight > 0:
-            patch = PatchDiscriminator(model).to(device, memory_format=memory_format)
-        swap_classifier = None
-        if config.swap_clf_weight > 0:
-            shape = ClassifierConfig(
-                img_size=model.img_size,
-                n_attr=model.n_attr,
-                init_fm=config.swap_clf_init_fm,
-                max_fm=config.swap_clf_max_fm,
-                dropout=0.0,
-            )
-            swap_classifier = AttributeClassifier(shape).to(device, memory_format=memory_format)
+        critics = []
+        for kind in kinds:
+            net = kind.build(model, config).to(device, memory_format=memory_format)
+            critics.append(Critic(net, adam(net), kind, getattr(config, kind.weight)))
         ema = None
         if config.ema_decay > 0:
             average = get_ema_multi_avg_fn(config.ema_decay)
             ema = AveragedModel(autoencoder, multi_avg_fn=average, use_buffers=True)
         return cls(
-            autoencoder,
-            discriminator,
-            adam(autoencoder),
-            adam(discriminator),
+            Trained(autoencoder, adam(autoencoder)),
+            Trained(discriminator, adam(discriminator)),
+            critics,
             Precision.resolve(config.precision, device),
             group.wrap(Reconstruction(autoencoder), device),
             group.wrap(discriminator, device),
             memory_format,
-            patch,
-            adam(patch) if patch is not None else None,
-            swap_classifier,
-            adam(swap_classifier) if swap_classifier is not None else None,
             ema,
         )
 
@@ -143,34 +163,29 @@ class FaderNetworks:
     def evaluated(self) -> AutoEncoder:
         """The autoencoder that validation, checkpoints and edits use: the moving average of
         its weights when `ema_decay` > 0, else the trained weights themselves."""
-        return self.autoencoder if self.ema is None else self.ema.module
+        return self.autoencoder.net if self.ema is None else self.ema.module
 
     def modules(self) -> dict[str, Any]:
         """Every stateful part, by name (for checkpoints)."""
-        parts = {
-            "autoencoder": self.autoencoder,
-            "discriminator": self.discriminator,
-            "ae_optimizer": self.ae_optimizer,
-            "dis_optimizer": self.dis_optimizer,
-            "patch": self.patch,
-            "patch_optimizer": self.patch_optimizer,
-            "swap_classifier": self.swap_classifier,
-            "swap_classifier_optimizer": self.swap_classifier_optimizer,
-            "loss_scaler": self.precision.scaler,
-            "ema": self.ema,
+        parts: dict[str, Any] = {
+            "autoencoder": self.autoencoder.net,
+            "discriminator": self.discriminator.net,
+            "ae_optimizer": self.autoencoder.optimizer,
+            "dis_optimizer": self.discriminator.optimizer,
         }
-        return {name: part for name, part in parts.items() if part is not None}
+        for critic in self.critics:
+            parts[critic.kind.name] = critic.net
+            parts[f"{critic.kind.name}_optimizer"] = critic.optimizer
+        if self.precision.scaler is not None:
+            parts["loss_scaler"] = self.precision.scaler
+        if self.ema is not None:
+            parts["ema"] = self.ema
+        return parts
 
     def set_learning_rate(self, rate: float) -> None:
-        """Every optimizer's step size (the autoencoder's, the discriminators')."""
-        optimizers = (
-            self.ae_optimizer,
-            self.dis_optimizer,
-            self.patch_optimizer,
-            self.swap_classifier_optimizer,
-        )
-        for optimizer in filter(None, optimizers):
-            for group in optimizer.param_groups:
+        """Every optimizer's step size: the autoencoder's, the discriminator's, the critics'."""
+        for part in (self.autoencoder, self.discriminator, *self.critics):
+            for group in part.optimizer.param_groups:
                 group["lr"] = rate
 
     def layout(self, x: torch.Tensor) -> torch.Tensor:
@@ -186,18 +201,17 @@ def _memory_format(name: str, img_size: int, device: torch.device) -> torch.memo
 
 
 @contextlib.contextmanager
-def _frozen(*modules: nn.Module | None) -> Iterator[None]:
+def _frozen(*modules: nn.Module) -> Iterator[None]:
     """No parameter gradients for `modules` in what runs inside (gradients still flow through).
 
     The autograd graph is built in the forward pass, so the backward after the block obeys it.
     """
-    present = [module for module in modules if module is not None]
-    for module in present:
+    for module in modules:
         module.requires_grad_(False)
     try:
         yield
     finally:
-        for module in present:
+        for module in modules:
             module.requires_grad_(True)
 
 
@@ -212,94 +226,154 @@ def discriminator_step(
     """Train the latent discriminator to predict y from E(x): L_dis = -log P_dis(y | E(x))."""
     x = nets.layout(x)
     # encode, with the autoencoder in eval mode and the latent detached (official code)
-    nets.autoencoder.eval()
-    nets.discriminator.train()
+    nets.autoencoder.net.eval()
+    nets.discriminator.net.train()
     with nets.precision.autocast():
         with torch.no_grad():
-            z = nets.autoencoder.encode(x)[-1]
+            z = nets.autoencoder.net.encode(x)[-1]
         # loss
         logits = nets.classify_latent(z).float()
         loss = attribute_cross_entropy(logits, y)
     # optimize
-    nets.precision.minimize(loss, nets.dis_optimizer, nets.discriminator.parameters(), clip)
+    nets.precision.minimize(
+        loss, nets.discriminator.optimizer, nets.discriminator.net.parameters(), clip
+    )
     accuracy = (LatentDiscriminator.per_attribute(logits).argmax(-1) == y.long()).float().mean()
     return {"dis_loss": loss.detach(), "dis_accuracy": accuracy.detach()}
 
 
-def patch_step(nets: FaderNetworks, x: torch.Tensor, y: torch.Tensor, clip: float) -> StepMetrics:
-    """Train the optional PatchGAN to tell real images from reconstructions (ablation)."""
-    assert nets.patch is not None and nets.patch_optimizer is not None
-    x = nets.layout(x)
-    nets.autoencoder.eval()
-    nets.patch.train()
-    with nets.precision.autocast():
-        with torch.no_grad():
-            x_hat = nets.autoencoder(x, y)
-        real, fake = nets.patch(x).float(), nets.patch(x_hat).float()
-        loss = F.binary_cross_entropy_with_logits(
-            real, torch.ones_like(real)
-        ) + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
-    nets.precision.minimize(loss, nets.patch_optimizer, nets.patch.parameters(), clip)
-    return {"patch_loss": loss.detach()}
-
-
-def swap_classifier_step(
-    nets: FaderNetworks, x: torch.Tensor, y: torch.Tensor, clip: float
+def critic_step(
+    nets: FaderNetworks, critic: Critic, x: torch.Tensor, y: torch.Tensor, clip: float
 ) -> StepMetrics:
-    """Train the optional swap classifier to predict y from real images (the official code's
-    clf_dis_step; not in the paper): binary cross-entropy per attribute."""
-    assert nets.swap_classifier is not None and nets.swap_classifier_optimizer is not None
+    """Train an optional critic on the discriminator's batch by its own loss."""
     x = nets.layout(x)
-    nets.swap_classifier.train()
+    critic.net.train()
     with nets.precision.autocast():
-        loss = F.binary_cross_entropy_with_logits(nets.swap_classifier(x).float(), y)
-    nets.precision.minimize(
-        loss, nets.swap_classifier_optimizer, nets.swap_classifier.parameters(), clip
-    )
-    return {"swap_clf_loss": loss.detach()}
+        loss = critic.kind.loss(nets, critic.net, x, y)
+    nets.precision.minimize(loss, critic.optimizer, critic.net.parameters(), clip)
+    return {critic.kind.loss_metric: loss.detach()}
 
 
 def autoencoder_step(
     nets: FaderNetworks, x: torch.Tensor, y: torch.Tensor, lambda_e: float, config: TrainConfig
 ) -> StepMetrics:
-    """Train E and D: reconstruction + λ_E · -log P_dis(1 - y | E(x)) (Section 3.3), plus the
-    optional PatchGAN and swap-classifier terms (not in the paper).
+    """Train E and D: reconstruction + λ_E · -log P_dis(1 - y | E(x)) (Section 3.3), plus each
+    optional critic's weighted term (not in the paper).
 
-    The discriminators only pass gradients back to the autoencoder: their own parameter
-    gradients, which the official code computes and the next discriminator step discards, are
-    not computed.
+    The discriminator and the critics only pass gradients back to the autoencoder: their own
+    parameter gradients, which the official code computes and the next discriminator step
+    discards, are not computed.
     """
     x = nets.layout(x)
-    nets.autoencoder.train()
-    nets.discriminator.eval()
-    with _frozen(nets.discriminator, nets.patch, nets.swap_classifier), nets.precision.autocast():
+    autoencoder, discriminator = nets.autoencoder.net, nets.discriminator.net
+    autoencoder.train()
+    discriminator.eval()
+    critics = [critic.net for critic in nets.critics]
+    with _frozen(discriminator, *critics), nets.precision.autocast():
         # encode / decode
         features, x_hat = nets.reconstruct(x, y)
         x_hat = x_hat.float()
         # loss: reconstruct, and make the discriminator predict the flipped attributes
         recon = reconstruction_loss(x_hat, x, config.recon_loss)
-        adversarial = attribute_cross_entropy(nets.discriminator(features[-1]).float(), 1 - y)
+        adversarial = attribute_cross_entropy(discriminator(features[-1]).float(), 1 - y)
         loss = recon + lambda_e * adversarial
         metrics = {"recon_loss": recon.detach(), "adv_loss": adversarial.detach()}
-        if nets.patch is not None:
-            nets.patch.eval()
-            fake = nets.patch(x_hat).float()
-            patch_loss = F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
-            loss = loss + config.patch_weight * patch_loss
-            metrics["patch_adv_loss"] = patch_loss.detach()
-        if nets.swap_classifier is not None:
-            # decode with every attribute swapped; the classifier should see the swapped values
-            nets.swap_classifier.eval()
-            swapped = nets.autoencoder.decode(features, 1 - y)
-            swap_loss = F.binary_cross_entropy_with_logits(
-                nets.swap_classifier(swapped).float(), 1 - y
-            )
-            loss = loss + config.swap_clf_weight * swap_loss
-            metrics["swap_adv_loss"] = swap_loss.detach()
+        for critic in nets.critics:
+            critic.net.eval()
+            term = critic.kind.term(nets, critic.net, features, x_hat, y)
+            loss = loss + critic.weight * term
+            metrics[critic.kind.term_metric] = term.detach()
     # optimize
     nets.precision.minimize(
-        loss, nets.ae_optimizer, nets.autoencoder.parameters(), config.clip_grad_norm
+        loss, nets.autoencoder.optimizer, autoencoder.parameters(), config.clip_grad_norm
     )
     if nets.ema is not None:
-        nets.ema.update_parameters(nets.autoencoder)
+        nets.ema.update_parameters(autoencoder)
     return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# The optional critics
+# ---------------------------------------------------------------------------------------------
+
+
+def _patch_loss(
+    nets: FaderNetworks, patch: nn.Module, x: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    """Tell real images (1) from reconstructions (0), patch by patch (the ablation report)."""
+    nets.autoencoder.net.eval()
+    with torch.no_grad():
+        x_hat = nets.autoencoder.net(x, y)
+    real, fake = patch(x).float(), patch(x_hat).float()
+    return F.binary_cross_entropy_with_logits(
+        real, torch.ones_like(real)
+    ) + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+
+
+def _patch_term(
+    nets: FaderNetworks,
+    patch: nn.Module,
+    features: list[torch.Tensor],
+    x_hat: torch.Tensor,
+    y: torch.Tensor,
+) -> torch.Tensor:
+    """Make the PatchGAN take the reconstructions for real images."""
+    fake = patch(x_hat).float()
+    return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+
+
+def _swap_classifier(model: ModelConfig, config: TrainConfig) -> AttributeClassifier:
+    shape = ClassifierConfig(
+        img_size=model.img_size,
+        n_attr=model.n_attr,
+        init_fm=config.swap_clf_init_fm,
+        max_fm=config.swap_clf_max_fm,
+        dropout=0.0,
+    )
+    return AttributeClassifier(shape)
+
+
+def _swap_classifier_loss(
+    nets: FaderNetworks, classifier: nn.Module, x: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    """Predict y from real images: binary cross-entropy per attribute."""
+    return F.binary_cross_entropy_with_logits(classifier(x).float(), y)
+
+
+def _swap_classifier_term(
+    nets: FaderNetworks,
+    classifier: nn.Module,
+    features: list[torch.Tensor],
+    x_hat: torch.Tensor,
+    y: torch.Tensor,
+) -> torch.Tensor:
+    """Decode with every attribute swapped; the classifier should see the swapped values."""
+    swapped = nets.autoencoder.net.decode(features, 1 - y)
+    return F.binary_cross_entropy_with_logits(classifier(swapped).float(), 1 - y)
+
+
+#: The optional critics, in the order they train and add their terms. A new critic is one entry
+#: here, plus its weight in TrainConfig.
+CRITICS = (
+    CriticKind(
+        name="patch",
+        weight="patch_weight",
+        title="the PatchGAN ablation",
+        build=lambda model, config: PatchDiscriminator(model),
+        loss=_patch_loss,
+        term=_patch_term,
+        loss_metric="patch_loss",
+        term_metric="patch_adv_loss",
+    ),
+    # the official code's clf_dis, AttGAN's attribute loss; never the judge
+    CriticKind(
+        name="swap_classifier",
+        weight="swap_clf_weight",
+        title="the swap classifier",
+        build=_swap_classifier,
+        loss=_swap_classifier_loss,
+        term=_swap_classifier_term,
+        loss_metric="swap_clf_loss",
+        term_metric="swap_adv_loss",
+    ),
+)

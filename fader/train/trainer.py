@@ -4,7 +4,8 @@ One iteration is a latent-discriminator step on one batch (`dis_steps` of them, 
 then an autoencoder step on another batch (`fader.train.steps`). Horizontal flips with p = 0.5. At
 the end of each epoch the validation split gives the reconstruction MSE, the latent
 discriminator's accuracy and the classifier-judged swap accuracy (Section 4, model selection);
-checkpoints keep the last state (resumable exactly) and the best model by each criterion.
+checkpoints keep the last state (resumable exactly, `fader.train.resume`) and the best model by
+each criterion.
 """
 
 from __future__ import annotations
@@ -24,27 +25,27 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from fader import io, runtime
+from fader import runtime
 from fader.config import to_dict
-from fader.data.prepared import DeviceSplit, PreparedDataset
+from fader.data.prepared import DeviceSplit, PreparedDataset, draw_flips
 from fader.eval.swaps import swap_accuracy
 from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, LatentDiscriminator, ModelConfig
+from fader.train import losses
 from fader.train.config import TrainConfig
 from fader.train.distributed import SINGLE, Group
-from fader.train.losses import lambda_e, learning_rate
+from fader.train.resume import LAST, LastCheckpoint, locked
 from fader.train.steps import (
     FaderNetworks,
     StepMetrics,
     autoencoder_step,
+    critic_step,
     discriminator_step,
-    patch_step,
-    swap_classifier_step,
 )
 
 log = logging.getLogger(__name__)
 
-LAST, BEST_RECON, BEST_SWAP = "last.pt", "best_recon.pt", "best_swap.pt"
+BEST_RECON, BEST_SWAP = "best_recon.pt", "best_swap.pt"
 FINAL = "final.pt"  # the latest epoch's model
 VALID_BATCH_SIZE = 128  # validation has no gradients: larger batches are faster, results the same
 
@@ -107,9 +108,9 @@ def validate(
     device: torch.device,
 ) -> dict[str, float]:
     """Reconstruction MSE, latent-discriminator accuracy and swap accuracy per attribute."""
-    autoencoder = nets.evaluated
+    autoencoder, discriminator = nets.evaluated, nets.discriminator.net
     autoencoder.eval()
-    nets.discriminator.eval()
+    discriminator.eval()
     classifier.eval()
     count = len(valid) if size == 0 else min(size, len(valid))
     sums: dict[str, float] = {}
@@ -118,7 +119,7 @@ def validate(
         x, y = x.to(device), y.to(device)
         features = autoencoder.encode(x)
         batch = {"recon_mse": F.mse_loss(autoencoder.decode(features, y), x).item()}
-        logits = LatentDiscriminator.per_attribute(nets.discriminator(features[-1]))
+        logits = LatentDiscriminator.per_attribute(discriminator(features[-1]))
         hits = logits.argmax(-1) == y.long()
         for i, name in enumerate(valid.attributes):
             batch[f"dis_accuracy/{name}"] = hits[:, i].float().mean().item()
@@ -153,7 +154,8 @@ def train_fader(
     group: Group = SINGLE,
     device: torch.device | None = None,
 ) -> dict[str, Any]:
-    """Train for `config.n_epochs`, resuming from `checkpoint_dir/last.pt` when it matches.
+    """Train for `config.n_epochs`, resuming from `checkpoint_dir/last.pt` when it matches
+    (`fader.train.resume`: one made with other settings is moved aside, with a warning).
 
     `logger` receives per-step metrics every `log_every` steps and the validation scores at
     the end of each epoch; a resumed run first replays what the interrupted one logged.
@@ -173,11 +175,8 @@ def train_fader(
     writes checkpoints, and only its result has the history.
     """
     device = device if device is not None else runtime.resolve_device(config.device)
-    lock = checkpoint_dir.with_name(f".{checkpoint_dir.name}.lock")
     with (
-        io.exclusive_lock(lock, f"the checkpoint folder {checkpoint_dir}")
-        if group.is_main
-        else contextlib.nullcontext(),
+        locked(checkpoint_dir) if group.is_main else contextlib.nullcontext(),
         _stop_requests() as stop,
     ):
         main_logger = logger if group.is_main else None
@@ -226,14 +225,14 @@ class _Run:
         nets: FaderNetworks,
         config: TrainConfig,
         sampler: torch.Generator,
-        fingerprint: dict[str, Any],
+        last: LastCheckpoint,
         checkpoint_dir: Path,
         group: Group,
         device: torch.device,
         logger: MetricsLogger | None,
     ) -> None:
         self.nets, self.config, self.sampler = nets, config, sampler
-        self.fingerprint, self.checkpoint_dir = fingerprint, checkpoint_dir
+        self.last, self.checkpoint_dir = last, checkpoint_dir
         self.group, self.device, self.logger = group, device, logger
         self.state: dict[str, Any] = {"step": 0, "epoch": 0, "history": [], "logs": []}
         self.sums = _EpochSums(device)
@@ -259,7 +258,8 @@ class _Run:
         classifier.to(device)
         sampler = torch.Generator().manual_seed(seed)  # the same on every rank
         fingerprint = _fingerprint(model, config, seed, train, classifier, group)
-        run = cls(nets, config, sampler, fingerprint, checkpoint_dir, group, device, logger)
+        last = LastCheckpoint(checkpoint_dir, "fader_training", fingerprint, writer=group.is_main)
+        run = cls(nets, config, sampler, last, checkpoint_dir, group, device, logger)
         run._resume()
         return run
 
@@ -268,17 +268,20 @@ class _Run:
     def iterate(self, train: PreparedDataset | DeviceSplit) -> None:
         """One iteration, its metrics summed on the device; logged every `log_every` steps."""
         config, state = self.config, self.state
-        lam = lambda_e(state["step"], config.lambda_max, config.lambda_schedule)
-        rate = learning_rate(
+        lambda_e = losses.lambda_e(state["step"], config.lambda_max, config.lambda_schedule)
+        rate = losses.learning_rate(
             state["step"], config.learning_rate, config.total_steps, config.lr_decay
         )
         self.nets.set_learning_rate(rate)
-        metrics = _iteration(self.nets, train, config, self.sampler, self.device, lam, self.group)
+        metrics = _iteration(
+            self.nets, train, config, self.sampler, self.device, lambda_e, self.group
+        )
         state["step"] += 1
         self.sums.add(metrics, state["step"])
         if state["step"] % config.log_every == 0:
             self.sums.check(self._kept())  # the only host sync between epochs
-            values = {f"train/{k}": v.item() for k, v in metrics.items()} | {"lambda_e": lam}
+            values = {f"train/{k}": v.item() for k, v in metrics.items()}
+            values["lambda_e"] = lambda_e
             if config.lr_decay > 0:
                 values["learning_rate"] = rate
             self._emit(values, state["step"])
@@ -322,7 +325,7 @@ class _Run:
         self.save_last()
 
     def _kept(self) -> str:
-        last = self.checkpoint_dir / LAST
+        last = self.last.path
         return f"{last} keeps epoch {self.state['epoch']}" if last.is_file() else "nothing"
 
     # -- logging ----------------------------------------------------------------------------
@@ -350,24 +353,21 @@ class _Run:
 
         Every rank's RNG state is gathered (dropout draws differ per rank); rank 0 writes.
         """
-        rng = self.group.gather(runtime.rng_state())
+        rng = self.group.gather(runtime.rng_state(self.device))
         if self.group.is_main:
-            checkpoint.save(
-                self.checkpoint_dir / LAST,
+            self.last.save(
                 {
-                    "kind": "fader_training",
-                    "fingerprint": self.fingerprint,
                     **{key: self.state[key] for key in ("step", "epoch", "history", "logs")},
                     "running": self.sums.values(),
                     "sampler": self.sampler.get_state(),
                     "rng": rng,
                     "nets": {name: part.state_dict() for name, part in self.nets.modules().items()},
-                },
+                }
             )
         self.group.barrier()  # no rank runs ahead of a checkpoint, or leaves before it is written
 
     def _save_best(self, scores: dict[str, float]) -> None:
-        attributes = self.fingerprint["data"]["attributes"]
+        attributes = self.last.fingerprint["data"]["attributes"]
         history = self.state["history"]
         payload = checkpoint.network_payload(
             "fader", self.nets.evaluated, attributes, scores=scores
@@ -379,33 +379,26 @@ class _Run:
         checkpoint.save(self.checkpoint_dir / FINAL, payload)
 
     def _resume(self) -> None:
-        """Restore `last.pt` when it was made with these settings (every rank reads it)."""
-        last = self.checkpoint_dir / LAST
-        if not last.is_file():
+        """Restore `last.pt` when it was made alike (every rank reads it)."""
+        # rank 0 first: it moves a mismatched last.pt aside, which the others then do not find
+        saved = self.last.load(self.config.n_epochs) if self.group.is_main else None
+        self.group.barrier()
+        if not self.group.is_main:
+            saved = self.last.load(self.config.n_epochs)
+        if saved is None:
             return
-        saved = checkpoint.load(last, "fader_training", map_location=self.device)
-        if saved["fingerprint"] != self.fingerprint:
-            log.info("%s was made with other settings: starting afresh", last)
-        elif saved["epoch"] > self.config.n_epochs:  # n_epochs is not in the fingerprint
-            log.info(
-                "%s is at epoch %d, past n_epochs %d: starting afresh",
-                last,
-                saved["epoch"],
-                self.config.n_epochs,
-            )
-        else:
-            for name, part in self.nets.modules().items():
-                part.load_state_dict(saved["nets"][name])
-            self.sampler.set_state(saved["sampler"])
-            runtime.set_rng_state(saved["rng"][self.group.rank])
-            self.state.update({key: saved[key] for key in ("step", "epoch", "history", "logs")})
-            self.sums = _EpochSums(self.device, saved["running"])  # an epoch stopped midway
-            log.info(
-                "resuming from %s at epoch %d (step %d)",
-                last,
-                self.state["epoch"],
-                self.state["step"],
-            )
+        for name, part in self.nets.modules().items():
+            part.load_state_dict(saved["nets"][name])
+        self.sampler.set_state(saved["sampler"])
+        runtime.set_rng_state(saved["rng"][self.group.rank], self.device)
+        self.state.update({key: saved[key] for key in ("step", "epoch", "history", "logs")})
+        self.sums = _EpochSums(self.device, saved["running"])  # an epoch stopped midway
+        log.info(
+            "resuming from %s at epoch %d (step %d)",
+            self.last.path,
+            self.state["epoch"],
+            self.state["step"],
+        )
 
 
 class _EpochSums:
@@ -447,21 +440,19 @@ def _iteration(
     config: TrainConfig,
     sampler: torch.Generator,
     device: torch.device,
-    lam: float,
+    lambda_e: float,
     group: Group = SINGLE,
 ) -> StepMetrics:
-    """One iteration: `dis_steps` discriminator steps (then the PatchGAN's and the swap
-    classifier's, on the last one's batch), then an autoencoder step, each on its own batch.
-    The discriminator's metrics are its last step's."""
+    """One iteration, as the official train.py's: `dis_steps` discriminator steps, each on its
+    own batch, then each critic's step on the last one's batch, then an autoencoder step on a
+    batch of its own. The discriminator's metrics are its last step's."""
     for _ in range(config.dis_steps):
         x, y = _sample(train, config.batch_size, sampler, device, group)
         metrics = discriminator_step(nets, x, y, config.clip_grad_norm)
-    if nets.patch is not None:
-        metrics |= patch_step(nets, x, y, config.clip_grad_norm)
-    if nets.swap_classifier is not None:
-        metrics |= swap_classifier_step(nets, x, y, config.clip_grad_norm)
+    for critic in nets.critics:
+        metrics |= critic_step(nets, critic, x, y, config.clip_grad_norm)
     x, y = _sample(train, config.batch_size, sampler, device, group)
-    return metrics | autoencoder_step(nets, x, y, lam, config)
+    return metrics | autoencoder_step(nets, x, y, lambda_e, config)
 
 
 def _sample(
@@ -475,7 +466,7 @@ def _sample(
     sampler), flipped. Every rank draws the whole batch from the same generator, so the shares
     are disjoint and together are the batch one process would draw."""
     indices = torch.randint(len(data), (batch_size,), generator=generator)
-    flips = torch.rand(batch_size, generator=generator) < 0.5 if data.flip else None
+    flips = draw_flips(batch_size, generator) if data.flip else None
     share = group.share(batch_size)
     x, y = data.batch(indices[share], flips=None if flips is None else flips[share])
     return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -491,6 +482,22 @@ def _data_on_device(config: TrainConfig, train: PreparedDataset, device: torch.d
     return train.images[:1].nbytes * len(train) + 8 * 2**30 < free
 
 
+#: The train_fader settings a resumed run may change: none of them changes a step's arithmetic
+#: (n_epochs only lengthens the run, unless the rate decays over its steps).
+RESUMABLE_CHANGES = frozenset(
+    {
+        "n_epochs",
+        "device",
+        "memory_format",
+        "nproc",
+        "data_on_device",
+        "selection",
+        "log_every",
+        "valid_size",
+    }
+)
+
+
 def _fingerprint(
     model: ModelConfig,
     config: TrainConfig,
@@ -499,13 +506,12 @@ def _fingerprint(
     classifier: AttributeClassifier,
     group: Group,
 ) -> dict[str, Any]:
-    """What must match for a checkpoint to be resumed (n_epochs may grow, unless the rate
-    decays over the run's steps; the device, the memory format and the selection rule may
-    change; the number of processes may not: each has its own RNG state).
+    """What must match for a checkpoint to be resumed: every setting but RESUMABLE_CHANGES (the
+    number of processes too: each has its own RNG state).
 
     The data is identified by its table and metadata, the judge by a digest of its weights.
     """
-    free = {"n_epochs", "device", "memory_format", "nproc", "data_on_device", "selection"}
+    free = set(RESUMABLE_CHANGES)
     if config.lr_decay > 0:  # the decay's steps depend on the run's length
         free.remove("n_epochs")
     settings = {k: v for k, v in to_dict(config).items() if k not in free}
