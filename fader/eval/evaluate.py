@@ -171,7 +171,7 @@ def _judge_batch(
         "ssim": image_metrics.ssim_per_image(recon_uint8, real_uint8).sum(),
         "real_hits": ((classifier(x) > 0) == truth).float().sum(0),
         "reconstruction_hits": (recon_verdict == truth).float().sum(0),
-        # on the batch's device: CUDA values cannot be added into CPU tensors (issue #22)
+        # on the batch's device: CUDA values cannot be added into CPU tensors
         "swap_hits": torch.zeros(len(alphas), n_attr, device=x.device),
         "preservation_error": torch.zeros(n_attr, device=x.device),
         "set_hits": torch.zeros(n_attr, device=x.device),

@@ -1,7 +1,7 @@
 """Resumable training: one `last.pt` per checkpoint folder, locked, fingerprinted, saved atomically.
 
 Not in the paper. The official code restarts from a pickled model (its `--ae_reload`), losing the
-optimizers' states and the λ_E schedule (PAPER.md, known defects). Here both trainers
+optimizers' states and the λ_E schedule. Here both trainers
 (`fader.train.trainer`, `fader.train.classifier`) keep everything an exact resume needs in
 `last.pt`, next to the fingerprint of the settings that made it: the settings that change the
 training arithmetic, and only those, so that changing how often a run logs does not discard it.
@@ -90,7 +90,7 @@ def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """The keys of `current` that `saved` holds otherwise or lacks, as `key: old → new`.
 
     Nested keys are dotted (`train.lambda_max`). A key only `saved` has is a setting that no
-    longer counts (`log_every` and `valid_size` did before issue #24): it is no difference.
+    longer counts (`log_every` and `valid_size` were fingerprinted once): it is no difference.
     """
     old, new = _flat(saved), _flat(current)
     return [
