@@ -30,7 +30,7 @@ MAX_PIXELS = 64_000_000
 
 #: White pixels between the cells of a tiled image (`tile`).
 GUTTER = 2
-WHITE = 255
+_WHITE = 255
 
 #: EXIF orientation → the transpose that makes the image upright (Pillow's exif_transpose).
 _UPRIGHT = {
@@ -44,7 +44,7 @@ _UPRIGHT = {
 }
 
 #: What decoding a bad file raises: truncated or unknown data, a bomb past Pillow's limit.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 class PhotoError(ValueError):
@@ -67,7 +67,7 @@ def _readable(source: str) -> Iterator[None]:
         yield
     except PhotoError:
         raise
-    except _DECODE_ERRORS as error:
+    except DECODE_ERRORS as error:
         raise PhotoError(f"{source} is not a readable image: {error}") from None
 
 
@@ -90,7 +90,7 @@ def decode_square(data: bytes, img_size: int, source: str = "the image") -> np.n
     wide (`Image.draft`), then Lanczos resampling (antialiased) of the crop box, scaled to the
     decoded size in exact fractional coordinates, gives the final size. An EXIF orientation
     (a phone photo taken sideways) is applied first. Raises what Pillow raises for a bad file
-    (OSError, ValueError, ...), and `PhotoError` naming `source` past `MAX_PIXELS`.
+    (one of `DECODE_ERRORS`), and `PhotoError` naming `source` past `MAX_PIXELS`.
     """
     with Image.open(_io.BytesIO(data)) as image:
         orientation = image.getexif().get(0x0112, 1)  # 0x0112: the Orientation tag
@@ -190,7 +190,7 @@ def tile(cells: np.ndarray, gutter: int = GUTTER) -> np.ndarray:
     assert cells.ndim == 5 and cells.shape[-1] == 3, tuple(cells.shape)
     rows, cols, height, width, _ = cells.shape
     step_y, step_x = height + gutter, width + gutter
-    grid = np.full((rows * step_y - gutter, cols * step_x - gutter, 3), WHITE, np.uint8)
+    grid = np.full((rows * step_y - gutter, cols * step_x - gutter, 3), _WHITE, np.uint8)
     for r in range(rows):
         for c in range(cols):
             grid[r * step_y : r * step_y + height, c * step_x : c * step_x + width] = cells[r, c]

@@ -26,24 +26,7 @@ from fader.image import (
     to_uint8,
     to_uint8_image,
 )
-
-
-def encode(picture: Image.Image, format: str = "PNG", **options) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, format=format, **options)
-    return buffer.getvalue()
-
-
-def asymmetric(width: int = 30, height: int = 20) -> np.ndarray:
-    """An image whose every pixel differs: any transposition shows."""
-    return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-def cell(grid: np.ndarray, row: int, col: int, size: int, gutter: int = GUTTER) -> np.ndarray:
-    """The (size, size, 3) cell at (row, col) of a grid made by `tile` (inverse of `tile`)."""
-    y, x = row * (size + gutter), col * (size + gutter)
-    return grid[y : y + size, x : x + size]
-
+from tests.conftest import asymmetric, cell, encode
 
 # --- photos of every kind ------------------------------------------------------------------------
 
