@@ -6,16 +6,17 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
 from fader.data.preprocess import prepare
 from fader.model import checkpoint
-from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
+from fader.model.networks import AttributeClassifier, AutoEncoder, ClassifierConfig, ModelConfig
 from fader.train import trainer
 from fader.train.config import TrainConfig
 from fader.train.losses import lambda_e, learning_rate, reconstruction_loss
-from fader.train.steps import FaderNetworks, autoencoder_step
+from fader.train.steps import FaderNetworks, MovingAverage, autoencoder_step
 from fader.train.trainer import BEST_RECON, BEST_SWAP, LAST, train_fader
 from tests.conftest import make
 
@@ -391,6 +392,47 @@ def test_a_moving_average_of_the_weights_is_validated_saved_and_resumed(
     run(prepared, tmp_path / "resumed", replace(ema, n_epochs=1))
     resumed = run(prepared, tmp_path / "resumed", ema)
     assert resumed["history"] == straight["history"]
+
+
+def test_the_moving_average_is_averaged_models_without_host_syncs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MovingAverage computes what AveragedModel's EMA computes, to the bit, parameters and
+    buffers (integer ones too), goes on alike from its state dict, and never asks the device
+    whether it has started (AveragedModel does, twice per update)."""
+    torch.manual_seed(0)
+    net = AutoEncoder(MODEL)
+    reference = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+    ours = MovingAverage(net, 0.9)
+    syncs = {"reference": 0, "ours": 0}
+    truth = torch.Tensor.__bool__
+
+    def update(name: str, average: AveragedModel) -> None:
+        counted = lambda t: syncs.__setitem__(name, syncs[name] + 1) or truth(t)  # noqa: E731
+        monkeypatch.setattr(torch.Tensor, "__bool__", counted)
+        average.update_parameters(net)
+        monkeypatch.setattr(torch.Tensor, "__bool__", truth)
+
+    for step in range(5):
+        with torch.no_grad():  # new weights and BatchNorm statistics
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        net.train()(torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 2))
+        if step == 3:  # a resumed run's average, loaded from the reference's checkpoint entry
+            ours = MovingAverage(net, 0.9)
+            ours.load_state_dict(reference.state_dict())
+        update("reference", reference)
+        update("ours", ours)
+        expected, got = reference.state_dict(), ours.state_dict()
+        assert expected.keys() == got.keys()
+        assert all(torch.equal(expected[k], got[k]) for k in expected), step
+    assert int(ours.n_averaged) == 5
+    assert any(
+        not torch.equal(v, net.state_dict()[k.removeprefix("module.")])
+        for k, v in got.items()
+        if k != "n_averaged"
+    )
+    assert syncs == {"reference": 10, "ours": 1}  # ours: once, after the load
 
 
 @pytest.mark.gpu
