@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fader.data.config import PreprocessConfig
-from fader.data.prepared import PreparedDataset
+from fader.data.prepared import BatchSampler, PreparedDataset, draw_batch
 from fader.data.preprocess import prepare
 from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, AutoEncoder, ClassifierConfig, ModelConfig
@@ -191,6 +191,45 @@ def test_a_signal_checkpoints_at_the_next_step_and_resumes_exactly(
     resumed = run(prepared, tmp_path / "resumed")
     assert len(steps) == 2  # steps 7 and 8 only
     assert resumed["history"] == straight["history"]  # bit for bit, the running sums included
+    a = checkpoint.load(tmp_path / "straight" / LAST, "fader_training")["nets"]["autoencoder"]
+    b = checkpoint.load(tmp_path / "resumed" / LAST, "fader_training")["nets"]["autoencoder"]
+    assert all(torch.equal(tensor, b[key]) for key, tensor in a.items())
+
+
+def test_batches_drawn_ahead_give_the_same_run_and_resume_mid_chunk(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches drawn 5 ahead, one copy per chunk, on the device split: the run of batches
+    drawn one by one; a stop at step 6 (batch 12, mid-chunk) saves the generator's state after
+    the batches trained on and resumes exactly."""
+    on_device = replace(CONFIG, data_on_device=True)
+    monkeypatch.setattr(BatchSampler, "CHUNK", 1)
+    one_by_one = run(prepared, tmp_path / "one_by_one", on_device)
+    monkeypatch.setattr(BatchSampler, "CHUNK", 5)
+    uploads = []
+    upload = BatchSampler._upload
+    monkeypatch.setattr(
+        BatchSampler, "_upload", staticmethod(lambda h, d: uploads.append(1) or upload(h, d))
+    )
+    straight = run(prepared, tmp_path / "straight", on_device)
+    assert straight["history"] == one_by_one["history"]
+    batches = CONFIG.n_epochs * CONFIG.steps_per_epoch * (CONFIG.dis_steps + 1)
+    assert len(uploads) == -(-batches // 5)
+
+    def signal_at_step_six(metrics: dict, step: int) -> None:
+        if step == 6:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(trainer.TrainingInterrupted):
+        run(prepared, tmp_path / "resumed", on_device, logger=signal_at_step_six)
+    saved = checkpoint.load(tmp_path / "resumed" / LAST, "fader_training")
+    generator, size = torch.Generator().manual_seed(7), len(PreparedDataset(prepared, "train"))
+    assert 6 * (CONFIG.dis_steps + 1) % 5  # mid-chunk
+    for _ in range(6 * (CONFIG.dis_steps + 1)):
+        draw_batch(size, CONFIG.batch_size, True, generator)
+    assert torch.equal(saved["sampler"], generator.get_state())
+    resumed = run(prepared, tmp_path / "resumed", on_device)
+    assert resumed["history"] == straight["history"]
     a = checkpoint.load(tmp_path / "straight" / LAST, "fader_training")["nets"]["autoencoder"]
     b = checkpoint.load(tmp_path / "resumed" / LAST, "fader_training")["nets"]["autoencoder"]
     assert all(torch.equal(tensor, b[key]) for key, tensor in a.items())
