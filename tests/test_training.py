@@ -95,6 +95,20 @@ def test_autoencoder_steps_lower_the_reconstruction_loss() -> None:
     assert losses[-1] < losses[0]
 
 
+def test_lambda_e_as_a_device_tensor_gives_the_same_step() -> None:
+    """A captured step would read λ_E from a tensor: the same weights, bit for bit."""
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    y = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    weights = []
+    for weight in (0.37, torch.tensor(0.37)):
+        torch.manual_seed(0)
+        nets = FaderNetworks.build(MODEL, replace(CONFIG, ema_decay=0.5), torch.device("cpu"))
+        for _ in range(3):
+            autoencoder_step(nets, x, y, weight, CONFIG)
+        weights.append(nets.autoencoder.net.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_training_writes_checkpoints_and_logs(prepared: Path, tmp_path: Path) -> None:
     logged: list[tuple[int, dict]] = []
     result = run(prepared, tmp_path / "ckpt", logger=lambda m, s: logged.append((s, m)))

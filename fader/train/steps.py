@@ -297,10 +297,17 @@ def critic_step(
 
 
 def autoencoder_step(
-    nets: FaderNetworks, x: torch.Tensor, y: torch.Tensor, lambda_e: float, config: TrainConfig
+    nets: FaderNetworks,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lambda_e: float | torch.Tensor,
+    config: TrainConfig,
 ) -> StepMetrics:
     """Train E and D: reconstruction + λ_E · -log P_dis(1 - y | E(x)) (Section 3.3), plus each
     optional critic's weighted term (not in the paper).
+
+    λ_E may be a 0-dim float32 tensor on the device (what a captured step would read), with the
+    same result to the bit as the Python float (a test).
 
     The discriminator and the critics only pass gradients back to the autoencoder: their own
     parameter gradients, which the official code computes and the next discriminator step
