@@ -477,6 +477,7 @@ def _sample(
     if isinstance(generator, torch.Generator):
         share = group.share(batch_size)
         generator = BatchSampler(generator, len(data), batch_size, data.flip, share, chunk=1)
+    assert generator.batch_size == batch_size and generator.flip == data.flip
     where = data.device if isinstance(data, DeviceSplit) else torch.device("cpu")
     indices, flips = generator.next(where)
     x, y = data.batch(indices, flips=flips)
