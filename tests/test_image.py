@@ -122,6 +122,26 @@ def test_to_float_and_to_uint8_are_inverses() -> None:
         to_uint8(torch.from_numpy(pixels))
 
 
+def test_to_float_gives_the_true_division_of_every_byte_value() -> None:
+    """The lookup table holds v / 127.5 - 1 as the CPU divides it (CUDA's division by a
+    Python scalar is a multiply by the reciprocal, 1 ulp off for 111 of the 256 values)."""
+    pixels = torch.arange(256, dtype=torch.uint8).reshape(1, 16, 16, 1).repeat(2, 1, 1, 3)
+    divided = pixels.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)  # the former to_float
+    x = to_float(pixels)
+    assert torch.equal(x, divided) and x.stride() == divided.stride()  # channels last, as before
+    assert torch.equal(to_float(pixels.numpy()), divided)
+    reciprocal = pixels.permute(0, 3, 1, 2).float().mul_(1 / 127.5).sub_(1.0)
+    assert not torch.equal(reciprocal, divided)  # what the table guards against
+
+
+@pytest.mark.gpu
+def test_to_float_on_a_gpu_equals_the_cpu() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    pixels = torch.arange(256, dtype=torch.uint8).reshape(1, 16, 16, 1).repeat(2, 1, 1, 3)
+    assert torch.equal(to_float(pixels.cuda()).cpu(), to_float(pixels))
+
+
 def test_to_uint8_image_inverts_to_float() -> None:
     pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=3)
     back = to_uint8_image(to_float(pixels))
