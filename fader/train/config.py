@@ -68,6 +68,10 @@ class TrainConfig:
     # processes of one run (torchrun; fader.train.distributed); batch_size is split among them
     nproc: AtLeastOne
     sync_batchnorm: bool  # BatchNorm statistics over the whole batch across processes (CUDA)
+    # deterministic algorithms only (cuDNN's deterministic kernels, no autotuning, cuBLAS's
+    # deterministic workspace): the same weights from the same seed on a GPU, slower; false =
+    # cuDNN autotuning. TF32 stays off either way (fader.runtime.set_backends)
+    deterministic: bool
     device: str  # auto | cpu | cuda | cuda:N
 
     @property

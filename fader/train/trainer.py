@@ -494,6 +494,7 @@ RESUMABLE_CHANGES = frozenset(
         "selection",
         "log_every",
         "valid_size",
+        "deterministic",  # which GPU kernels, not which method (no effect on the CPU)
     }
 )
 
