@@ -110,3 +110,18 @@ def test_not_launched_by_torchrun_is_a_single_process(monkeypatch: pytest.Monkey
     monkeypatch.setenv("WORLD_SIZE", "1")
     monkeypatch.setenv("RANK", "0")
     assert distributed.join("cpu") == (SINGLE, torch.device("cpu"))
+
+
+def test_the_process_group_is_joined_with_an_explicit_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[tuple, dict]] = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda *a, **k: calls.append((a, k)))
+    group, device = distributed.join("cpu")
+    assert group == Group(rank=1, world_size=2, local_rank=1) and device == torch.device("cpu")
+    assert calls == [(("gloo",), {"timeout": distributed.TIMEOUT})]
+    assert distributed.TIMEOUT.total_seconds() == 30 * 60

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -78,6 +79,17 @@ class Group:
 
 SINGLE = Group()
 
+#: How long a collective waits for every rank before it fails the run. The longest wait is the
+#: other ranks' at the end of an epoch, while rank 0 alone validates and writes checkpoints: a
+#: few seconds on a GPU (the whole CelebA validation split at 256 px is ~20,000 images of
+#: inference; `last.pt` at the paper's size, weights and Adam's moments, ~220 MB), less than the
+#: 30 s of a whole default epoch on a 2-core CPU (docs/scale.md). 30 minutes leaves a wide margin
+#: for a slow disk or a large `valid_size`, while a rank that died or went astray fails the job
+#: within the half hour, not at torch's defaults (10 minutes for NCCL: too short for a CPU
+#: validation of the whole split; 30 for gloo), which also differ by backend and torch version.
+#: A validation longer than this: lower `valid_size`.
+TIMEOUT = timedelta(minutes=30)
+
 
 def _collective_device() -> torch.device:
     """Where collectives' tensors live: NCCL needs this process's GPU, gloo the CPU."""
@@ -91,10 +103,11 @@ def launched() -> bool:
     return "WORLD_SIZE" in os.environ and "RANK" in os.environ
 
 
-def join(device_name: str) -> tuple[Group, torch.device]:
+def join(device_name: str, timeout: timedelta = TIMEOUT) -> tuple[Group, torch.device]:
     """This process's group and device; joins the process group when torchrun started it.
 
-    NCCL on CUDA (one GPU per process: `cuda:LOCAL_RANK`), gloo on the CPU.
+    NCCL on CUDA (one GPU per process: `cuda:LOCAL_RANK`), gloo on the CPU; a collective that
+    waits longer than `timeout` for another rank fails (see TIMEOUT).
     """
     device = runtime.resolve_device(device_name)
     if not launched() or int(os.environ["WORLD_SIZE"]) == 1:
@@ -108,7 +121,7 @@ def join(device_name: str) -> tuple[Group, torch.device]:
         device = torch.device("cuda", group.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
     return group, device
 
 
