@@ -125,3 +125,30 @@ def test_the_process_group_is_joined_with_an_explicit_timeout(
     assert group == Group(rank=1, world_size=2, local_rank=1) and device == torch.device("cpu")
     assert calls == [(("gloo",), {"timeout": distributed.TIMEOUT})]
     assert distributed.TIMEOUT.total_seconds() == 30 * 60
+
+
+def test_a_share_too_small_for_batchnorm_is_refused_unless_sync_batchnorm_pools_it() -> None:
+    sixteen = Group(rank=3, world_size=16, local_rank=3)
+    message = "batch_size 32 over 16 processes leaves 2 image.s. per process, below the 4"
+    with pytest.raises(ValueError, match=message):
+        sixteen.check_share(32, sync_batchnorm=False)
+    with pytest.raises(ValueError, match="batch_scope: per_process"):
+        Group(rank=0, world_size=2).check_share(2, sync_batchnorm=False)
+    sixteen.check_share(32, sync_batchnorm=True)  # statistics over the whole batch
+    Group(rank=7, world_size=8).check_share(32, sync_batchnorm=False)  # 4 each: the paper's on 8
+    SINGLE.check_share(2, sync_batchnorm=False)  # one process: the batch is the user's choice
+    with pytest.raises(ValueError, match="leaves 2 image"):
+        FaderNetworks.build(MODEL, replace(CONFIG, batch_size=4), torch.device("cpu"), Group(0, 2))
+
+
+def test_batch_size_is_global_by_default_or_per_process_when_asked() -> None:
+    group = Group(rank=1, world_size=4, local_rank=1)
+    assert trainer.in_global_terms(CONFIG, group) == CONFIG  # the paper's meaning
+    per_process = replace(CONFIG, batch_scope="per_process", epoch_size=64)
+    whole = trainer.in_global_terms(per_process, group)
+    assert (whole.batch_size, whole.batch_scope) == (32, "global")
+    assert whole.steps_per_epoch == 2  # an epoch keeps its images: 64 in batches of 4 x 8
+    assert group.share(whole.batch_size) == slice(8, 16)  # each process takes its 8
+    assert trainer.in_global_terms(per_process, SINGLE).batch_size == 8
+    with pytest.raises(ValueError, match="batch_scope must be one of"):
+        group.global_batch(8, "local")

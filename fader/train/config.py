@@ -25,6 +25,10 @@ class TrainConfig:
     """
 
     batch_size: AtLeastOne
+    # what batch_size counts under several processes (fader.train.distributed): global = the
+    # whole batch, split among them (the paper's 32 whatever nproc); per_process = each one's
+    # images (the batch grows with nproc; an epoch keeps epoch_size images, so fewer steps)
+    batch_scope: Literal["global", "per_process"]
     learning_rate: LearningRate
     beta1: Probability
     lambda_max: LambdaE  # λ_E after the schedule

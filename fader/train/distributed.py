@@ -5,8 +5,8 @@ Not in the paper (one GPU). `fader train --nproc N` starts N processes on this m
 `python -m stages.cli train ...` (`--nnodes`, `--rdzv-*`). Every process runs the same loop on
 its share of each batch, and DistributedDataParallel averages the gradients, so that N processes
 take the steps one process would take on the whole batch (`train_fader.batch_size` is the global
-batch). Only BatchNorm differs: each process normalises with its own share's statistics, unless
-`sync_batchnorm` (CUDA only) shares them.
+batch, unless `batch_scope: per_process`). Only BatchNorm differs: each process normalises with
+its own share's statistics, unless `sync_batchnorm` (CUDA only) shares them.
 """
 
 from __future__ import annotations
@@ -49,6 +49,28 @@ class Group:
         part = batch_size // self.world_size
         return slice(self.rank * part, (self.rank + 1) * part)
 
+    def global_batch(self, batch_size: int, scope: str) -> int:
+        """The batch that all ranks draw together and split: `batch_size` itself (`global`, the
+        paper's meaning whatever the number of processes) or `batch_size` images per process
+        (`per_process`: the global batch grows with the processes)."""
+        if scope not in BATCH_SCOPES:
+            raise ValueError(f"batch_scope must be one of {BATCH_SCOPES}, got {scope!r}")
+        return batch_size if scope == "global" else batch_size * self.world_size
+
+    def check_share(self, batch_size: int, sync_batchnorm: bool) -> None:
+        """Refuse a global batch of `batch_size` that does not split evenly, or whose per-process
+        share is too small for BatchNorm's per-process statistics (MIN_SHARE) when
+        `sync_batchnorm` does not pool them."""
+        share = self.share(batch_size)
+        images = share.stop - share.start
+        if self.distributed and not sync_batchnorm and images < MIN_SHARE:
+            raise ValueError(
+                f"batch_size {batch_size} over {self.world_size} processes leaves {images} "
+                f"image(s) per process, below the {MIN_SHARE} that BatchNorm's per-process "
+                "statistics need: set sync_batchnorm (CUDA), use fewer processes or a larger "
+                "batch_size, or set batch_scope: per_process (batch_size images per process)"
+            )
+
     def any(self, flag: bool) -> bool:
         """Whether `flag` is true on any rank (a collective: every rank must call it)."""
         if not self.distributed:
@@ -78,6 +100,16 @@ class Group:
 
 
 SINGLE = Group()
+
+#: What `train_fader.batch_size` counts: the global batch (the paper's 32, split among the
+#: processes) or the images of each process.
+BATCH_SCOPES = ("global", "per_process")
+
+#: The fewest images per process that BatchNorm normalises by, when each process uses its own
+#: share's statistics: at 1 it raises (a single value per channel), at 2 or 3 its statistics are
+#: noise that training and eval-mode running averages disagree with. 4 is the paper's batch of
+#: 32 on 8 GPUs.
+MIN_SHARE = 4
 
 #: How long a collective waits for every rank before it fails the run. The longest wait is the
 #: other ranks' at the end of an epoch, while rank 0 alone validates and writes checkpoints: a

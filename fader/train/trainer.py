@@ -11,6 +11,7 @@ each criterion.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import signal
@@ -175,6 +176,7 @@ def train_fader(
     writes checkpoints, and only its result has the history.
     """
     device = device if device is not None else runtime.resolve_device(config.device)
+    config = in_global_terms(config, group)
     with (
         locked(checkpoint_dir) if group.is_main else contextlib.nullcontext(),
         _stop_requests() as stop,
@@ -434,6 +436,14 @@ class _EpochSums:
         return {key: value.item() for key, value in self.sums.items()}
 
 
+def in_global_terms(config: TrainConfig, group: Group) -> TrainConfig:
+    """`config` with `batch_size` the global batch (`batch_scope: global`), as the loop reads it:
+    `batch_scope: per_process` multiplies it by the number of processes. Its steps per epoch
+    follow, and so does the fingerprint (a per-process 16 on 2 processes is a global 32)."""
+    batch = group.global_batch(config.batch_size, config.batch_scope)
+    return dataclasses.replace(config, batch_size=batch, batch_scope="global")
+
+
 def _iteration(
     nets: FaderNetworks,
     train: PreparedDataset | DeviceSplit,
@@ -495,6 +505,7 @@ RESUMABLE_CHANGES = frozenset(
         "log_every",
         "valid_size",
         "deterministic",  # which GPU kernels, not which method (no effect on the CPU)
+        "batch_scope",  # fingerprinted in its effect: batch_size is the global batch there
     }
 )
 
