@@ -79,6 +79,33 @@ class Group:
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item())
 
+    def mean(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each 0-dim tensor of `values` averaged over the ranks, in float64 (a collective);
+        `values` itself when not distributed. Every rank must pass the same keys."""
+        if not self.distributed:
+            return values
+        keys = sorted(values)
+        total = torch.stack([values[key].detach().double() for key in keys])
+        total = total.to(_collective_device())
+        dist.all_reduce(total)
+        return dict(zip(keys, total / self.world_size, strict=True))
+
+    def max(self, values: torch.Tensor) -> torch.Tensor:
+        """`values` (1-d) element-wise maximum over the ranks (a collective)."""
+        if not self.distributed:
+            return values
+        values = values.to(_collective_device())
+        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        return values
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's `value`, on every rank (a collective; any picklable value, sent whole)."""
+        if not self.distributed:
+            return value
+        box = [value if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def gather(self, value: Any) -> list[Any]:
         """`value` of every rank, in rank order (a collective)."""
         if not self.distributed:
