@@ -404,7 +404,7 @@ class _Run:
         self.sampler.set_state(saved["sampler"])
         runtime.set_rng_state(saved["rng"][self.group.rank], self.device)
         self.state.update({key: saved[key] for key in ("step", "epoch", "history", "logs")})
-        running = saved["running"]  # each rank's since 2026-12; rank 0's alone before
+        running = saved["running"]  # one per rank (older checkpoints: rank 0's alone)
         running = running[self.group.rank] if isinstance(running, list) else running
         self.sums = _EpochSums(self.device, running)  # an epoch stopped midway
         self.saved = True
