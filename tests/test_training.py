@@ -458,3 +458,22 @@ def test_deterministic_gpu_iterations_are_equal(prepared: Path) -> None:
     with _backends(deterministic=True):
         first, second = (_iteration_weights(prepared, cuda) for _ in range(2))
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_a_last_pt_from_before_per_rank_sums_resumes_exactly(
+    prepared: Path, tmp_path: Path
+) -> None:
+    """last.pt held one process's running sums as a dict before it held one per rank."""
+    straight = run(prepared, tmp_path / "straight")
+
+    def signal_at_step_six(metrics: dict, step: int) -> None:
+        if step == 6:  # mid-epoch 2: the running sums are not empty
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(trainer.TrainingInterrupted):
+        run(prepared, tmp_path / "resumed", logger=signal_at_step_six)
+    saved = checkpoint.load(tmp_path / "resumed" / LAST, "fader_training")
+    assert isinstance(saved["running"], list) and saved["running"][0]
+    saved["running"] = saved["running"][0]  # the older layout
+    checkpoint.save(tmp_path / "resumed" / LAST, saved)
+    assert run(prepared, tmp_path / "resumed")["history"] == straight["history"]
