@@ -84,3 +84,32 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         if isinstance(saved, list):  # an older checkpoint: every visible GPU's state, by index
             saved = saved[device.index if device.index is not None else 0]
         torch.cuda.set_rng_state(saved, device)
+
+
+#: cuBLAS's workspace setting that makes its matmuls deterministic (CUDA ≥ 10.2; NVIDIA's
+#: "Reproducibility" notes): `torch.use_deterministic_algorithms` refuses CUDA matmuls without it.
+#: An environment variable read when cuBLAS starts, so the stage sets it (`fader/` reads and
+#: writes no environment), before any CUDA work.
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"
+
+
+def set_backends(deterministic: bool) -> None:
+    """torch's backend switches, set explicitly rather than left at torch's defaults.
+
+    - TF32 off for matmuls and convolutions: `fp32` means fp32 on a GPU as on the CPU (torch
+      leaves cuDNN's TF32 convolutions on by default, which would run every fp32 convolution,
+      FID's Inception's too, with a 10-bit mantissa). Speed comes from `precision: bf16`.
+    - `deterministic`: deterministic algorithms only (an op without one raises) and cuDNN's
+      deterministic kernels, no autotuning; the stage sets CUBLAS_WORKSPACE_CONFIG beside it.
+    - otherwise cuDNN autotuning (`benchmark`): training's shapes are fixed (one batch size,
+      one image size), so the search runs once per shape and then picks the fastest kernels,
+      whose choice may differ from run to run.
+
+    None of these changes the CPU's arithmetic.
+    """
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic

@@ -124,8 +124,13 @@ class Params:
         return value
 
 
-def setup(seed: int | None = None) -> None:
-    """Logging for a stage run, every RNG seeded when `seed` is given, and no orphans.
+def setup(seed: int | None = None, deterministic: bool = False) -> None:
+    """Logging for a stage run, and no orphans; when `seed` is given (a stage that computes with
+    torch), every RNG seeded and torch's backends set (`fader.runtime.set_backends`: TF32 off,
+    deterministic kernels or cuDNN autotuning).
+
+    `deterministic` also sets CUBLAS_WORKSPACE_CONFIG (unless the user set it), which cuBLAS reads
+    when it starts: this runs before any CUDA work.
 
     On Linux the stage ends (SIGTERM) when its parent dies: a `dvc repro` killed with kill -9
     must not leave its trainer running, where the next `dvc repro` would start a second one.
@@ -135,6 +140,9 @@ def setup(seed: int | None = None) -> None:
     if seed is not None:
         from fader import runtime
 
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", runtime.CUBLAS_WORKSPACE_CONFIG)
+        runtime.set_backends(deterministic)
         runtime.seed_everything(seed)
 
 

@@ -39,7 +39,7 @@ def main(
     all_params = _common.Params(params)
     seed = all_params.seed
     config = all_params.build(TrainConfig, "train_fader")
-    _common.setup(seed)
+    _common.setup(seed, config.deterministic)
     processes = nproc if nproc is not None else config.nproc
     if processes > 1 and not distributed.launched():
         raise typer.Exit(_launch(processes))

@@ -8,7 +8,9 @@ tests/test_stages.py.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -18,7 +20,8 @@ import torch.multiprocessing as mp
 from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
 from fader.data.preprocess import prepare
-from fader.model.networks import ModelConfig
+from fader.model import checkpoint
+from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
 from fader.train import distributed, trainer
 from fader.train.config import TrainConfig
 from fader.train.distributed import SINGLE, Group
@@ -110,3 +113,182 @@ def test_not_launched_by_torchrun_is_a_single_process(monkeypatch: pytest.Monkey
     monkeypatch.setenv("WORLD_SIZE", "1")
     monkeypatch.setenv("RANK", "0")
     assert distributed.join("cpu") == (SINGLE, torch.device("cpu"))
+
+
+def test_the_process_group_is_joined_with_an_explicit_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[tuple, dict]] = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda *a, **k: calls.append((a, k)))
+    group, device = distributed.join("cpu")
+    assert group == Group(rank=1, world_size=2, local_rank=1) and device == torch.device("cpu")
+    assert calls == [(("gloo",), {"timeout": distributed.TIMEOUT})]
+    assert distributed.TIMEOUT.total_seconds() == 30 * 60
+
+
+def test_a_share_too_small_for_batchnorm_is_refused_unless_sync_batchnorm_pools_it() -> None:
+    sixteen = Group(rank=3, world_size=16, local_rank=3)
+    message = "batch_size 32 over 16 processes leaves 2 image.s. per process, below the 4"
+    with pytest.raises(ValueError, match=message):
+        sixteen.check_share(32, sync_batchnorm=False)
+    with pytest.raises(ValueError, match="batch_scope: per_process"):
+        Group(rank=0, world_size=2).check_share(2, sync_batchnorm=False)
+    sixteen.check_share(32, sync_batchnorm=True)  # statistics over the whole batch
+    Group(rank=7, world_size=8).check_share(32, sync_batchnorm=False)  # 4 each: the paper's on 8
+    SINGLE.check_share(2, sync_batchnorm=False)  # one process: the batch is the user's choice
+    with pytest.raises(ValueError, match="leaves 2 image"):
+        FaderNetworks.build(MODEL, replace(CONFIG, batch_size=4), torch.device("cpu"), Group(0, 2))
+
+
+def test_batch_size_is_global_by_default_or_per_process_when_asked() -> None:
+    group = Group(rank=1, world_size=4, local_rank=1)
+    assert trainer.in_global_terms(CONFIG, group) == CONFIG  # the paper's meaning
+    per_process = replace(CONFIG, batch_scope="per_process", epoch_size=64)
+    whole = trainer.in_global_terms(per_process, group)
+    assert (whole.batch_size, whole.batch_scope) == (32, "global")
+    assert whole.steps_per_epoch == 2  # an epoch keeps its images: 64 in batches of 4 x 8
+    assert group.share(whole.batch_size) == slice(8, 16)  # each process takes its 8
+    assert trainer.in_global_terms(per_process, SINGLE).batch_size == 8
+    with pytest.raises(ValueError, match="batch_scope must be one of"):
+        group.global_batch(8, "local")
+
+
+# -- whole runs in 2 processes: resume, logged metrics, NaN ------------------------------------
+
+RUN = make(
+    TrainConfig,
+    batch_size=8,
+    epoch_size=16,
+    n_epochs=2,
+    lambda_max=0.01,
+    lambda_schedule=4,
+    log_every=1,
+    device="cpu",
+)
+
+
+def _train_worker(
+    rank: int,
+    prepared: Path,
+    rendezvous: Path,
+    folders: list[Path],
+    config: TrainConfig,
+    out: Path,
+    nan_step: int,
+) -> None:
+    """One rank of `train_fader`, with rank-specific checkpoint folders (each rank its own
+    "machine"); saves what it logged, each of its steps' metrics and its error, if any."""
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{rendezvous}",
+        rank=rank,
+        world_size=WORLD,
+        timeout=timedelta(seconds=120),  # a rank that went astray fails instead of hanging
+    )
+    steps: list[dict[str, float]] = []
+    iteration, step = trainer._iteration, trainer.autoencoder_step
+
+    def recording(*args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        metrics = iteration(*args, **kwargs)
+        steps.append({key: value.item() for key, value in metrics.items()})
+        return metrics
+
+    def poisoned(*args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        metrics = step(*args, **kwargs)
+        if len(steps) + 1 == nan_step:  # this rank's loss alone: its gradients stay finite
+            metrics["recon_loss"] = torch.tensor(float("nan"))
+        return metrics
+
+    trainer._iteration = recording
+    if rank == 1:
+        trainer.autoencoder_step = poisoned
+    logged: list[tuple[int, dict[str, float]]] = []
+    torch.manual_seed(123)
+    judge = AttributeClassifier(make(ClassifierConfig, img_size=32, n_attr=2, init_fm=4, max_fm=8))
+    error = None
+    try:
+        result = trainer.train_fader(
+            PreparedDataset(prepared, "train", flip=True),
+            PreparedDataset(prepared, "valid"),
+            judge,
+            MODEL,
+            config,
+            folders[rank],
+            seed=7,
+            logger=lambda m, s: logged.append((s, m)),
+            progress=False,
+            group=Group(rank=rank, world_size=WORLD, local_rank=rank),
+        )
+    except trainer.NonFiniteLoss as caught:
+        result, error = {}, str(caught)
+    finally:
+        dist.destroy_process_group()
+    torch.save(
+        {"result": result, "logged": logged, "steps": steps, "error": error}, out / f"rank{rank}.pt"
+    )
+
+
+def train_two(
+    prepared: Path,
+    tmp_path: Path,
+    name: str,
+    folders: list[Path],
+    config: TrainConfig = RUN,
+    nan_step: int = 0,
+) -> list[dict[str, Any]]:
+    """Both ranks' records of a 2-process `train_fader` run (`name`: a fresh rendezvous)."""
+    out = tmp_path / name
+    out.mkdir()
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    mp.spawn(
+        _train_worker,
+        args=(prepared, out / "rendezvous", folders, config, out, nan_step),
+        nprocs=WORLD,
+    )
+    return [torch.load(out / f"rank{rank}.pt", weights_only=False) for rank in range(WORLD)]
+
+
+def test_a_rank_without_the_checkpoint_resumes_from_rank_0s_and_logs_the_mean(
+    prepared: Path, tmp_path: Path
+) -> None:
+    """Rank 1 on another "machine": its checkpoint folder has no last.pt. Rank 0 reads its own
+    and sends it: the resumed run ends as the uninterrupted one, bit for bit."""
+    node0, node1 = tmp_path / "node0" / "ckpt", tmp_path / "node1" / "ckpt"
+    train_two(prepared, tmp_path, "first", [node0, node1], replace(RUN, n_epochs=1))
+    assert (node0 / trainer.LAST).is_file() and not any(node1.iterdir())
+    resumed = train_two(prepared, tmp_path, "resumed", [node0, tmp_path / "node1b"])
+    assert [len(rank["steps"]) for rank in resumed] == [2, 2]  # the second epoch only, each
+    straight = train_two(prepared, tmp_path, "straight", [tmp_path / "s0", tmp_path / "s1"])
+    assert resumed[0]["result"]["history"] == straight[0]["result"]["history"]
+    ours = checkpoint.load(node0 / trainer.FINAL, "fader", map_location="cpu")
+    theirs = checkpoint.load(tmp_path / "s0" / trainer.FINAL, "fader", map_location="cpu")
+    for key, value in theirs["state"].items():
+        assert torch.equal(ours["state"][key], value), key
+    assert not any((tmp_path / "node1b").iterdir())  # rank 1 never writes
+
+    # the logged training metrics are the mean over the ranks, step by step and per epoch
+    logged = {s: m for s, m in straight[0]["logged"] if any(k.startswith("train/") for k in m)}
+    assert sorted(logged) == [1, 2, 3, 4]
+    for index, (mine, theirs_) in enumerate(zip(*(r["steps"] for r in straight), strict=True)):
+        for key, value in mine.items():
+            mean = (value + theirs_[key]) / 2
+            assert logged[index + 1][f"train/{key}"] == pytest.approx(mean, rel=1e-6), key
+    assert any(mine != other for mine, other in zip(*(r["steps"] for r in straight)))
+    epoch = straight[0]["result"]["history"][0]
+    first = [sum(r["steps"][i]["recon_loss"] for i in range(2)) for r in straight]
+    assert epoch["train_epoch/recon_loss"] == pytest.approx(sum(first) / 2 / 2, rel=1e-6)
+
+
+def test_a_non_finite_loss_on_rank_1_alone_stops_every_rank(prepared: Path, tmp_path: Path) -> None:
+    ranks = train_two(prepared, tmp_path, "nan", [tmp_path / "c0", tmp_path / "c1"], nan_step=3)
+    for rank in ranks:
+        assert rank["error"] is not None, "a rank went on past rank 1's NaN"
+        assert "training stopped at step 3: recon_loss became non-finite" in rank["error"]
+        assert f"{trainer.LAST} keeps epoch 1" in rank["error"]  # each its own folder's name
+    assert [len(rank["steps"]) for rank in ranks] == [3, 3]  # log_every 1: found at once

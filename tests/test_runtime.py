@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,3 +215,53 @@ def test_cuda_rng_state_round_trip() -> None:
     expected = torch.rand(4, device=device)
     runtime.set_rng_state(state, device)
     assert torch.equal(torch.rand(4, device=device), expected)
+
+
+@pytest.fixture
+def _keep_backends() -> Iterator[None]:
+    """set_backends changes process-wide switches: put them back for the other tests."""
+    saved = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.get_float32_matmul_precision(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[:2]
+    torch.set_float32_matmul_precision(saved[2])
+    torch.use_deterministic_algorithms(saved[3])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[4:]
+
+
+@pytest.mark.usefixtures("_keep_backends")
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_set_backends_turns_tf32_off_and_picks_determinism_or_autotuning(
+    deterministic: bool,
+) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = deterministic
+    runtime.set_backends(deterministic)
+    assert not torch.backends.cuda.matmul.allow_tf32
+    assert not torch.backends.cudnn.allow_tf32
+    assert torch.get_float32_matmul_precision() == "highest"
+    assert torch.are_deterministic_algorithms_enabled() is deterministic
+    assert torch.backends.cudnn.deterministic is deterministic
+    assert torch.backends.cudnn.benchmark is not deterministic
+
+
+@pytest.mark.usefixtures("_keep_backends")
+def test_a_stage_sets_cublas_workspace_only_when_deterministic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stages import _common
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setattr(_common, "_die_with_parent", lambda: None)
+    _common.setup(0)
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    assert torch.backends.cudnn.benchmark
+    _common.setup(0, deterministic=True)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == runtime.CUBLAS_WORKSPACE_CONFIG
+    assert torch.are_deterministic_algorithms_enabled()

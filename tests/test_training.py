@@ -1,5 +1,7 @@
+import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -8,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from fader import runtime
 from fader.data.config import PreprocessConfig
 from fader.data.prepared import BatchSampler, PreparedDataset, draw_batch
 from fader.data.preprocess import prepare
@@ -500,3 +503,72 @@ def test_a_run_on_a_gpu_resumes(
     steps = count_steps(monkeypatch)
     resumed = run(prepared, tmp_path / "ckpt", cuda)
     assert len(steps) == CONFIG.steps_per_epoch and len(resumed["history"]) == 2
+
+
+def _iteration_weights(prepared: Path, device: torch.device) -> dict[str, torch.Tensor]:
+    """The autoencoder's weights after one training iteration from seed 0, on `device`."""
+    torch.manual_seed(0)
+    nets = FaderNetworks.build(MODEL, replace(CONFIG, device=device.type), device)
+    train = PreparedDataset(prepared, "train", flip=True)
+    sampler = torch.Generator().manual_seed(0)
+    trainer._iteration(nets, train, CONFIG, sampler, device, 0.01)
+    return {k: v.cpu() for k, v in nets.autoencoder.net.state_dict().items()}
+
+
+@contextlib.contextmanager
+def _backends(deterministic: bool) -> Iterator[None]:
+    """runtime.set_backends for a while, torch's switches restored after."""
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    runtime.set_backends(deterministic)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1:]
+
+
+def test_deterministic_algorithms_train_on_the_cpu_and_change_nothing(prepared: Path) -> None:
+    """Every op of an iteration has a deterministic CPU kernel (else it would raise), and the
+    CPU's arithmetic is the same either way: the default stays bit-identical."""
+    cpu = torch.device("cpu")
+    with _backends(deterministic=True):
+        strict = _iteration_weights(prepared, cpu)
+    with _backends(deterministic=False):
+        default = _iteration_weights(prepared, cpu)
+    assert all(torch.equal(strict[k], default[k]) for k in default)
+
+
+@pytest.mark.gpu
+def test_deterministic_gpu_iterations_are_equal(prepared: Path) -> None:
+    """`deterministic: true` on CUDA: every op has a deterministic kernel (CUBLAS_WORKSPACE_CONFIG
+    set, as the stage does) and two iterations from one seed give equal weights."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", runtime.CUBLAS_WORKSPACE_CONFIG)
+    cuda = torch.device("cuda")
+    with _backends(deterministic=True):
+        first, second = (_iteration_weights(prepared, cuda) for _ in range(2))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_a_last_pt_from_before_per_rank_sums_resumes_exactly(
+    prepared: Path, tmp_path: Path
+) -> None:
+    """last.pt held one process's running sums as a dict before it held one per rank."""
+    straight = run(prepared, tmp_path / "straight")
+
+    def signal_at_step_six(metrics: dict, step: int) -> None:
+        if step == 6:  # mid-epoch 2: the running sums are not empty
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(trainer.TrainingInterrupted):
+        run(prepared, tmp_path / "resumed", logger=signal_at_step_six)
+    saved = checkpoint.load(tmp_path / "resumed" / LAST, "fader_training")
+    assert isinstance(saved["running"], list) and saved["running"][0]
+    saved["running"] = saved["running"][0]  # the older layout
+    checkpoint.save(tmp_path / "resumed" / LAST, saved)
+    assert run(prepared, tmp_path / "resumed")["history"] == straight["history"]

@@ -25,6 +25,10 @@ class TrainConfig:
     """
 
     batch_size: AtLeastOne
+    # what batch_size counts under several processes (fader.train.distributed): global = the
+    # whole batch, split among them (the paper's 32 whatever nproc); per_process = each one's
+    # images (the batch grows with nproc; an epoch keeps epoch_size images, so fewer steps)
+    batch_scope: Literal["global", "per_process"]
     learning_rate: LearningRate
     beta1: Probability
     lambda_max: LambdaE  # λ_E after the schedule
@@ -68,6 +72,10 @@ class TrainConfig:
     # processes of one run (torchrun; fader.train.distributed); batch_size is split among them
     nproc: AtLeastOne
     sync_batchnorm: bool  # BatchNorm statistics over the whole batch across processes (CUDA)
+    # deterministic algorithms only (cuDNN's deterministic kernels, no autotuning, cuBLAS's
+    # deterministic workspace): the same weights from the same seed on a GPU, slower; false =
+    # cuDNN autotuning. TF32 stays off either way (fader.runtime.set_backends)
+    deterministic: bool
     device: str  # auto | cpu | cuda | cuda:N
 
     @property

@@ -162,7 +162,8 @@ class FaderNetworks:
         cls, model: ModelConfig, config: TrainConfig, device: torch.device, group: Group = SINGLE
     ) -> FaderNetworks:
         memory_format = _memory_format(config.memory_format, model.img_size, device)
-        group.share(config.batch_size)  # an uneven split fails here, before any step
+        # an uneven split, or too few images per process, fails here, before any step
+        group.check_share(config.batch_size, config.sync_batchnorm)
         kinds = [kind for kind in CRITICS if getattr(config, kind.weight) > 0]
         if group.distributed and kinds:
             raise ValueError(

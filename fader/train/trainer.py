@@ -11,6 +11,7 @@ each criterion.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import signal
@@ -171,10 +172,12 @@ def train_fader(
     fails with `io.LockedError` instead of writing beside the first.
 
     In a distributed `group` (`fader.train.distributed`) every rank calls this with the same
-    arguments on `device`; rank 0 alone validates, logs, shows progress, holds the lock and
-    writes checkpoints, and only its result has the history.
+    arguments on `device`; rank 0 alone validates, logs (the mean over the ranks), shows
+    progress, holds the lock, reads and writes checkpoints (sending a resumed state to the
+    others), and only its result has the history.
     """
     device = device if device is not None else runtime.resolve_device(config.device)
+    config = in_global_terms(config, group)
     with (
         locked(checkpoint_dir) if group.is_main else contextlib.nullcontext(),
         _stop_requests() as stop,
@@ -236,6 +239,7 @@ class _Run:
         self.group, self.device, self.logger = group, device, logger
         self.state: dict[str, Any] = {"step": 0, "epoch": 0, "history": [], "logs": []}
         self.sums = _EpochSums(device)
+        self.saved = False  # whether last.pt holds this run's state (resumed or saved)
 
     @classmethod
     def start(
@@ -285,8 +289,9 @@ class _Run:
         state["step"] += 1
         self.sums.add(metrics, state["step"])
         if state["step"] % config.log_every == 0:
-            self.sums.check(self._kept())  # the only host sync between epochs
-            values = {f"train/{k}": v.item() for k, v in metrics.items()}
+            # the only host syncs between epochs; every rank's steps, not rank 0's alone
+            self.sums.check(self._kept(), self.group)
+            values = {f"train/{k}": v.item() for k, v in self.group.mean(metrics).items()}
             values["lambda_e"] = lambda_e
             if config.lr_decay > 0:
                 values["learning_rate"] = rate
@@ -303,8 +308,8 @@ class _Run:
     def end_epoch(self, valid: PreparedDataset, classifier: AttributeClassifier) -> None:
         """Validation, the epoch's record and checkpoints (rank 0), then every rank goes on."""
         state, config = self.state, self.config
-        self.sums.check(self._kept())
-        running = self.sums.values()
+        self.sums.check(self._kept(), self.group)
+        running = {k: v.item() for k, v in self.group.mean(self.sums.sums).items()}
         state["epoch"] += 1
         self.sums = _EpochSums(self.device)
         if self.group.is_main:
@@ -331,8 +336,10 @@ class _Run:
         self.save_last()
 
     def _kept(self) -> str:
-        last = self.last.path
-        return f"{last} keeps epoch {self.state['epoch']}" if last.is_file() else "nothing"
+        """What the last checkpoint keeps, for a NonFiniteLoss (known alike on every rank)."""
+        if not self.saved:
+            return "nothing"
+        return f"{self.last.path} keeps epoch {self.state['epoch']}"
 
     # -- logging ----------------------------------------------------------------------------
 
@@ -357,20 +364,23 @@ class _Run:
     def save_last(self) -> None:
         """last.pt: everything a resumed run needs to go on exactly as this one would.
 
-        Every rank's RNG state is gathered (dropout draws differ per rank); rank 0 writes.
+        Every rank's RNG state and running sums are gathered (each rank draws its own dropout
+        and sums its own share's metrics); rank 0 writes.
         """
         rng = self.group.gather(runtime.rng_state(self.device))
+        running = self.group.gather(self.sums.values())
         if self.group.is_main:
             self.last.save(
                 {
                     **{key: self.state[key] for key in ("step", "epoch", "history", "logs")},
-                    "running": self.sums.values(),
+                    "running": running,
                     "sampler": self.sampler.get_state(),
                     "rng": rng,
                     "nets": {name: part.state_dict() for name, part in self.nets.modules().items()},
                 }
             )
         self.group.barrier()  # no rank runs ahead of a checkpoint, or leaves before it is written
+        self.saved = True
 
     def _save_best(self, scores: dict[str, float]) -> None:
         attributes = self.last.fingerprint["data"]["attributes"]
@@ -385,12 +395,14 @@ class _Run:
         checkpoint.save(self.checkpoint_dir / FINAL, payload)
 
     def _resume(self) -> None:
-        """Restore `last.pt` when it was made alike (every rank reads it)."""
-        # rank 0 first: it moves a mismatched last.pt aside, which the others then do not find
+        """Restore `last.pt` when it was made alike.
+
+        Rank 0 alone reads it and decides (moving a mismatched one aside), then sends its state
+        to the others: the ranks of another machine need no shared filesystem, and can never
+        decide otherwise than rank 0 (and hang in mismatched collectives).
+        """
         saved = self.last.load(self.config.n_epochs) if self.group.is_main else None
-        self.group.barrier()
-        if not self.group.is_main:
-            saved = self.last.load(self.config.n_epochs)
+        saved = self.group.broadcast(saved)
         if saved is None:
             return
         for name, part in self.nets.modules().items():
@@ -398,7 +410,10 @@ class _Run:
         self.sampler.set_state(saved["sampler"])
         runtime.set_rng_state(saved["rng"][self.group.rank], self.device)
         self.state.update({key: saved[key] for key in ("step", "epoch", "history", "logs")})
-        self.sums = _EpochSums(self.device, saved["running"])  # an epoch stopped midway
+        running = saved["running"]  # one per rank (older checkpoints: rank 0's alone)
+        running = running[self.group.rank] if isinstance(running, list) else running
+        self.sums = _EpochSums(self.device, running)  # an epoch stopped midway
+        self.saved = True
         log.info(
             "resuming from %s at epoch %d (step %d)",
             self.last.path,
@@ -426,11 +441,15 @@ class _EpochSums:
         finite = torch.stack([value.float() for value in metrics.values()]).isfinite().all()
         self.first_bad = torch.where(finite | (self.first_bad > 0), self.first_bad, step)
 
-    def check(self, kept: str) -> None:
-        """Raise NonFiniteLoss naming the first bad step and the metrics that went bad."""
-        step = int(self.first_bad.item())
-        if step:
+    def check(self, kept: str, group: Group = SINGLE) -> None:
+        """Raise NonFiniteLoss naming the first bad step and the metrics that went bad, on any
+        rank: every rank raises alike (a collective when distributed)."""
+        if group.distributed:
+            step, bad = self._agreed(group)
+        else:
+            step = int(self.first_bad.item())
             bad = sorted(key for key, value in self.values().items() if not np.isfinite(value))
+        if step:
             raise NonFiniteLoss(
                 f"training stopped at step {step}: {', '.join(bad)} became non-finite "
                 f"(lower learning_rate); {kept}"
@@ -438,6 +457,24 @@ class _EpochSums:
 
     def values(self) -> dict[str, float]:
         return {key: value.item() for key, value in self.sums.items()}
+
+    def _agreed(self, group: Group) -> tuple[int, list[str]]:
+        """The first bad step over all ranks (0: none) and the metrics bad on any, from one
+        all-reduce (maximum) of -first bad step and each metric's non-finite flag."""
+        keys = sorted(self.sums)
+        first = torch.where(self.first_bad > 0, -self.first_bad.double(), -torch.inf)
+        flags = [(~self.sums[key].isfinite()).double() for key in keys]
+        agreed = group.max(torch.stack([first, *flags])).tolist()
+        step = 0 if agreed[0] == -np.inf else int(-agreed[0])
+        return step, [key for key, flag in zip(keys, agreed[1:], strict=True) if flag > 0]
+
+
+def in_global_terms(config: TrainConfig, group: Group) -> TrainConfig:
+    """`config` with `batch_size` the global batch (`batch_scope: global`), as the loop reads it:
+    `batch_scope: per_process` multiplies it by the number of processes. Its steps per epoch
+    follow, and so does the fingerprint (a per-process 16 on 2 processes is a global 32)."""
+    batch = group.global_batch(config.batch_size, config.batch_scope)
+    return dataclasses.replace(config, batch_size=batch, batch_scope="global")
 
 
 def _iteration(
@@ -506,6 +543,8 @@ RESUMABLE_CHANGES = frozenset(
         "selection",
         "log_every",
         "valid_size",
+        "deterministic",  # which GPU kernels, not which method (no effect on the CPU)
+        "batch_scope",  # fingerprinted in its effect: batch_size is the global batch there
     }
 )
 
