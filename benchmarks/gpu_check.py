@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import importlib.util
 import json
 import math
@@ -218,6 +219,41 @@ def check_gpu_tests(ctx: Context) -> str:
     return summary
 
 
+#: Not copied when the tree is no git checkout (a device machine's copy): .gitignore's folders,
+#: at the top (`/data/`) and anywhere (`__pycache__/`), and DVC's own state.
+IGNORED_AT_TOP = {".git", ".venv", ".whl", ".gl", "data", "models", "reports", "dvclive"}
+IGNORED_AT_TOP |= {"dvc_plots", ".pytest_cache", ".benchmarks", ".hypothesis", ".ruff_cache"}
+IGNORED_ANYWHERE = {"__pycache__"}
+DVC_STATE = {".dvc/cache", ".dvc/tmp"}
+
+
+def tree_files() -> list[str]:
+    """The files `.ci/smoke` copies (tracked, and untracked but not ignored); in a tree that is
+    no git checkout, every file outside the ignored folders and DVC's cache."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+        names = [name for name in listed.split("\0") if name]
+    except (OSError, subprocess.CalledProcessError):
+        names = []
+        for folder, dirs, files in os.walk(REPO_ROOT):
+            here = Path(folder).relative_to(REPO_ROOT)
+            top = here == Path(".")
+            dirs[:] = [
+                d
+                for d in dirs
+                if d not in IGNORED_ANYWHERE
+                and not (top and d in IGNORED_AT_TOP)
+                and str(here / d) not in DVC_STATE
+            ]
+            names += [str(here / f) for f in files if not (top and f in IGNORED_AT_TOP)]
+    return [name for name in names if (REPO_ROOT / name).is_file()]
+
+
 #: Each pipeline stage's device, and the tiny sizes: GPU runs are long enough for a kill to land
 #: mid-run (the first `last.pt` after one of several epochs), dry runs as short as that allows.
 def pipeline_overrides(dry_run: bool) -> dict[str, Any]:
@@ -254,17 +290,9 @@ def check_pipeline_prepare(ctx: Context) -> str:
     from stages._common import merge_overrides, read_mapping
 
     root = ctx.scratch / "repo"
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = REPO_ROOT / name
-        if source.is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, root / name)
+    for name in tree_files():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, root / name)
     params = merge_overrides(
         read_mapping(REPO_ROOT / "params.yaml"), pipeline_overrides(ctx.dry_run), "gpu_check"
     )
@@ -275,10 +303,14 @@ def check_pipeline_prepare(ctx: Context) -> str:
         f"#!{sys.executable}\nimport sys\nfrom stages.cli import main\nsys.exit(main())\n"
     )
     shim.chmod(0o755)
-    git = ["git", "-c", "user.name=gpu-check", "-c", "user.email=gpu-check@localhost"]
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "gpu check"]):
-        _run(ctx, [*git, *args], root)
     ctx.pipeline = root
+    if shutil.which("git"):
+        git = ["git", "-c", "user.name=gpu-check", "-c", "user.email=gpu-check@localhost"]
+        for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "gpu check"]):
+            _run(ctx, [*git, *args], root)
+    else:  # an image without git: DVC without an SCM
+        _dvc(ctx, "config", "core.no_scm", "true")
+    ctx.values["git"] = shutil.which("git") is not None
     _dvc(ctx, "repro", "preprocess")
     # no FID in the tiny run (evaluate.fid_images 0): the weights are a dependency nothing reads
     stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["inception"]
@@ -536,6 +568,7 @@ def _throughput(ctx: Context, precision: str, graphs: str | None = None) -> str:
     shape, warmup, steps = (TINY, 1, 3) if ctx.dry_run else (PAPER, 20, 200)
     cuda = not ctx.dry_run
     if cuda:
+        gc.collect()  # the previous check's networks
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     training = Training(ctx, shape, precision, True)

@@ -113,6 +113,26 @@ def test_the_gpu_tests_are_collected_from_their_own_files() -> None:
     assert all("@pytest.mark.gpu" in (REPO / name).read_text() for name in files)
 
 
+def test_a_tree_without_git_is_copied_without_its_ignored_folders(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A device machine's copy of the tree may have no .git: every file but the ignored ones."""
+    tracked = set(gpu_check.tree_files())
+    assert {"dvc.yaml", "params.yaml", ".dvc/config", "benchmarks/gpu_check.py"} <= tracked
+
+    def no_git(*args: object, **kwargs: object) -> None:
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(gpu_check.subprocess, "run", no_git)
+    walked = set(gpu_check.tree_files())
+    assert tracked <= walked
+    for name in walked:
+        parts = Path(name).parts
+        assert parts[0] not in gpu_check.IGNORED_AT_TOP, name
+        assert not set(parts) & gpu_check.IGNORED_ANYWHERE, name
+        assert "/".join(parts[:2]) not in gpu_check.DVC_STATE, name
+
+
 @pytest.mark.slow
 def test_the_whole_dry_run(tmp_path: Path) -> None:
     """Every check, the tiny `dvc repro` with its two kills included (about two minutes)."""
