@@ -2,7 +2,7 @@
 or SKIP, and its JSON summary well-formed.
 
 The in-process checks run here in the default test run (seconds); the whole dry run, with its
-tiny `dvc repro` and its kills, takes about two minutes on 2 cores: `slow` here, and a step of
+tiny `dvc repro` and its kills, takes 2 to 4 minutes on 2 cores: `slow` here, and a step of
 its own in CI (.ci/run).
 """
 
@@ -135,7 +135,7 @@ def test_a_tree_without_git_is_copied_without_its_ignored_folders(
 
 @pytest.mark.slow
 def test_the_whole_dry_run(tmp_path: Path) -> None:
-    """Every check, the tiny `dvc repro` with its two kills included (about two minutes)."""
+    """Every check, the tiny `dvc repro` with its two kills included (2 to 4 minutes)."""
     out = tmp_path / "gpu_check.json"
     done = subprocess.run(
         [sys.executable, "benchmarks/gpu_check.py", "--dry-run", "--out", str(out)],
