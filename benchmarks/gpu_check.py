@@ -285,7 +285,7 @@ def pipeline_overrides(dry_run: bool) -> dict[str, Any]:
 
 
 def check_pipeline_prepare(ctx: Context) -> str:
-    """The scratch repository (`git ls-files` copied, git init, tiny params.yaml), then `dvc
+    """The scratch repository (`tree_files` copied, git init, the tiny params.yaml), then `dvc
     repro preprocess` (download and preprocess) and the placeholder Inception weights."""
     import yaml
 
