@@ -26,10 +26,12 @@ pipeline: env
 test: env
 	$(VENV)/bin/pytest
 
-# One formatter and linter (ruff, settings in pyproject.toml); CI runs this.
+# One formatter and linter (ruff, settings in pyproject.toml), and dvc.yaml's code deps as
+# `make deps` writes them; CI runs this.
 lint: env
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) .ci/deps.py --check
 
 benchmark: env
 	$(PY) -m benchmarks.run

@@ -54,8 +54,8 @@ import typer
 import yaml
 
 from fader import io
-from fader.config import ConfigError, NonNegative, build, config
-from fader.report.page import flatten, read_metrics_dir
+from fader.config import ConfigError, NonNegative, build, config, flatten
+from fader.report.page import read_metrics_dir
 
 log = logging.getLogger("gate")
 

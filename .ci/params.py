@@ -18,9 +18,10 @@ from typing import Any
 import typer
 import yaml
 
+from fader import io
 from stages._common import ParamsLoader, merge_overrides, read_mapping
 
-HEADER = "# Written by .ci/params.py: {base} with the overrides of {overrides}.\n"
+HEADER = "# Written by .ci/params.py: {base} with the overrides of {overrides}{sets}.\n"
 
 
 def parse_set(assignment: str) -> dict[str, Any]:
@@ -63,11 +64,12 @@ def main(
         values = merged_params(base, overrides, assignments)
     except (FileNotFoundError, ValueError) as error:
         raise typer.BadParameter(str(error)) from None
-    text = HEADER.format(base=base, overrides=overrides) + dump(values)
+    sets = "".join(f", {assignment}" for assignment in assignments)
+    text = HEADER.format(base=base, overrides=overrides, sets=sets) + dump(values)
     if out is None:
         typer.echo(text, nl=False)
     else:
-        out.write_text(text)
+        io.write_text(out, text)
 
 
 if __name__ == "__main__":

@@ -74,8 +74,19 @@ VARIANTS = (
 #: The official code's training settings where they differ from params.yaml; `_configs` adds each
 #: run's shape, batch size and levers.
 OFFICIAL_PARAMS: dict[str, dict[str, Any]] = {
-    "model": {"max_fm": MAX_FM},
+    # every value that shapes the official step is pinned, also those params.yaml has today, so
+    # that a new default there cannot make this benchmark compare another network or loop
+    "model": {"max_fm": MAX_FM, "dis_dropout": 0.3, "n_skip": 0, "decoder_dropout": 0.0},
     "train_fader": {
+        "beta1": 0.5,
+        "clip_grad_norm": 5.0,
+        "dis_steps": 1,
+        "recon_loss": "mse",
+        "patch_weight": 0.0,
+        "swap_clf_weight": 0.0,
+        "flip": True,
+        "ema_decay": 0.0,
+        "lr_decay": 0.0,
         "learning_rate": 2e-4,
         "lambda_max": 1e-4,
         "lambda_schedule": 500_000,

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from typing import Any
 
-from fader.report.page import flatten
+from fader.config import flatten
 
 EVALUATE = "metrics/evaluate.json"
 

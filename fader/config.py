@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Annotated, Any, TypeVar
 
 import pydantic
@@ -90,6 +90,23 @@ def build(
         raise ConfigError(f"{where}: {_describe(error)}") from None
     except ValueError as error:  # a range or a rule between fields (`__post_init__`)
         raise ConfigError(f"{where}: {error}") from None
+
+
+def flatten(tree: Mapping[str, Any], sep: str = ".") -> dict[str, Any]:
+    """Nested mappings → one level with `sep`-joined keys (`train.lambda_max`; "/" is DVC's own
+    metric naming): the top-level values first, then each nested mapping's leaves in order; empty
+    mappings vanish."""
+
+    def leaves(node: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
+        for key, value in node.items():
+            if isinstance(value, Mapping):
+                yield from leaves(value, f"{prefix}{key}{sep}")
+            else:
+                yield f"{prefix}{key}", value
+
+    top = {key: value for key, value in tree.items() if not isinstance(value, Mapping)}
+    nested = {key: value for key, value in tree.items() if isinstance(value, Mapping)}
+    return top | dict(leaves(nested, ""))
 
 
 def to_dict(config: Any) -> dict[str, Any]:

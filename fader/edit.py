@@ -65,14 +65,13 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, float]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         name = name.strip()
+        malformed = f"malformed setting {pair!r}: expected NAME=FLOAT, e.g. Smiling=0.8"
+        if not sep or not name:
+            raise ValueError(malformed)
         try:
-            if not sep or not name:
-                raise ValueError
             number = parse_value(name, value)
         except ValueError:
-            raise ValueError(
-                f"malformed setting {pair!r}: expected NAME=FLOAT, e.g. Smiling=0.8"
-            ) from None
+            raise ValueError(malformed) from None
         if name in settings:
             raise ValueError(f"attribute {name!r} is set more than once")
         settings[name] = number

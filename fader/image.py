@@ -30,7 +30,7 @@ MAX_PIXELS = 64_000_000
 
 #: White pixels between the cells of a tiled image (`tile`).
 GUTTER = 2
-WHITE = 255
+_WHITE = 255
 
 #: EXIF orientation → the transpose that makes the image upright (Pillow's exif_transpose).
 _UPRIGHT = {
@@ -44,7 +44,7 @@ _UPRIGHT = {
 }
 
 #: What decoding a bad file raises: truncated or unknown data, a bomb past Pillow's limit.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 class PhotoError(ValueError):
@@ -67,7 +67,7 @@ def _readable(source: str) -> Iterator[None]:
         yield
     except PhotoError:
         raise
-    except _DECODE_ERRORS as error:
+    except DECODE_ERRORS as error:
         raise PhotoError(f"{source} is not a readable image: {error}") from None
 
 
@@ -90,7 +90,7 @@ def decode_square(data: bytes, img_size: int, source: str = "the image") -> np.n
     wide (`Image.draft`), then Lanczos resampling (antialiased) of the crop box, scaled to the
     decoded size in exact fractional coordinates, gives the final size. An EXIF orientation
     (a phone photo taken sideways) is applied first. Raises what Pillow raises for a bad file
-    (OSError, ValueError, ...), and `PhotoError` naming `source` past `MAX_PIXELS`.
+    (one of `DECODE_ERRORS`), and `PhotoError` naming `source` past `MAX_PIXELS`.
     """
     with Image.open(_io.BytesIO(data)) as image:
         orientation = image.getexif().get(0x0112, 1)  # 0x0112: the Orientation tag
@@ -155,16 +155,31 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+#: uint8 value v → v / 127.5 - 1 as float32, computed once on the CPU by true division.
+_FLOAT_OF_BYTE = torch.arange(256, dtype=torch.uint8).float().div_(127.5).sub_(1.0)
+_float_of_byte: dict[torch.device, torch.Tensor] = {torch.device("cpu"): _FLOAT_OF_BYTE}
+
+
 def to_float(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 (B, H, W, 3) → float32 (B, 3, H, W) in [-1, 1]."""
-    x = torch.as_tensor(pixels).permute(0, 3, 1, 2).float()
-    return x.div_(127.5).sub_(1.0)
+    """uint8 (B, H, W, 3) → float32 (B, 3, H, W) in [-1, 1]: v / 127.5 - 1, looked up.
+
+    The 256 values come from one table computed on the CPU and gathered on the pixels' device,
+    so every device gives the CPU's values bit for bit: CUDA divides by a Python scalar as a
+    multiply by its reciprocal, 1 ulp off the CPU's true division for 111 of the 256 values.
+    The result's memory is channels last (a permuted view), as the division's was.
+    """
+    u = torch.as_tensor(pixels)
+    table = _float_of_byte.get(u.device)
+    if table is None:
+        table = _float_of_byte[u.device] = _FLOAT_OF_BYTE.to(u.device)
+    x = table.index_select(0, u.reshape(-1).int()).view(u.shape)  # (B, H, W, 3)
+    return x.permute(0, 3, 1, 2)  # (B, H, W, 3) → (B, 3, H, W)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """Float images in [-1, 1] → uint8 in [0, 255] (same layout): `round((x + 1) * 127.5)`, clamped.
 
-    The inverse of `to_float` (x / 127.5 - 1), so uint8 → float → uint8 is exact; this is what a
+    The inverse of `to_float` (v / 127.5 - 1), so uint8 → float → uint8 is exact; this is what a
     lossless PNG of `x` holds. `torch.round` rounds halves to even.
     """
     if not x.is_floating_point():
@@ -190,7 +205,7 @@ def tile(cells: np.ndarray, gutter: int = GUTTER) -> np.ndarray:
     assert cells.ndim == 5 and cells.shape[-1] == 3, tuple(cells.shape)
     rows, cols, height, width, _ = cells.shape
     step_y, step_x = height + gutter, width + gutter
-    grid = np.full((rows * step_y - gutter, cols * step_x - gutter, 3), WHITE, np.uint8)
+    grid = np.full((rows * step_y - gutter, cols * step_x - gutter, 3), _WHITE, np.uint8)
     for r in range(rows):
         for c in range(cols):
             grid[r * step_y : r * step_y + height, c * step_x : c * step_x + width] = cells[r, c]

@@ -80,4 +80,7 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
     on the CPU). torch takes RNG states only as CPU byte tensors: read checkpoints onto the CPU."""
     torch.set_rng_state(state["torch"])
     if "cuda" in state and device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda"], device)
+        saved = state["cuda"]
+        if isinstance(saved, list):  # an older checkpoint: every visible GPU's state, by index
+            saved = saved[device.index if device.index is not None else 0]
+        torch.cuda.set_rng_state(saved, device)

@@ -44,6 +44,7 @@ def main(
     result = evaluate(autoencoder, judge, test, config, net, device)
     result["table"] = ablation_table(result)
     if net is not None:
-        result["inception_weights"] = net.weights_origin  # official or fid-helper-converted
+        # official, fid-helper-converted or unverified
+        result["inception_weights"] = net.weights_origin
     io.write_json(curve, result.pop("swap_curve"))
     io.write_json(metrics, result)

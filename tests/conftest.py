@@ -1,8 +1,10 @@
-"""Shared fixtures: small CelebA-format folders built by the tests themselves."""
+"""What many tests share: configs built from params.yaml (`make`), small images and CelebA-format
+folders that the tests make themselves, the repository's scripts as modules, the browser."""
 
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import shutil
 import sys
@@ -21,7 +23,7 @@ from fader.config import field_names
 from fader.data import formats
 from fader.data.config import PreprocessConfig, SourceConfig
 from fader.eval.evaluate import EvaluateConfig
-from fader.image import crop_box
+from fader.image import GUTTER, crop_box
 from fader.model.networks import ClassifierConfig, ModelConfig
 from fader.report.render import RenderConfig
 from fader.train.config import ClassifierTrainConfig, TrainConfig
@@ -95,6 +97,27 @@ def make(cls: type[T], **values: Any) -> T:
     Fields that are not params (a model's `img_size` and `n_attr`) must be given.
     """
     return cls(**{**params_defaults(cls), **values})
+
+
+# --- images -------------------------------------------------------------------------------------
+
+
+def encode(picture: Image.Image, format: str = "PNG", **options: Any) -> bytes:
+    """`picture` as the bytes of an image file."""
+    buffer = io.BytesIO()
+    picture.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def asymmetric(width: int = 30, height: int = 20) -> np.ndarray:
+    """An image whose every pixel differs: any transposition shows."""
+    return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def cell(grid: np.ndarray, row: int, col: int, size: int, gutter: int = GUTTER) -> np.ndarray:
+    """The (size, size, 3) cell at (row, col) of a grid made by `tile` (inverse of `tile`)."""
+    y, x = row * (size + gutter), col * (size + gutter)
+    return grid[y : y + size, x : x + size]
 
 
 def make_raw_celeba(

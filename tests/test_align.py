@@ -18,11 +18,10 @@ from typer.testing import CliRunner
 import stages.align
 import stages.edit
 from fader.data import align
-from fader.image import load_photo
+from fader.image import PhotoError, load_photo
 from fader.model import checkpoint
 from fader.model.networks import AutoEncoder, ModelConfig
-from tests.conftest import ROOT, make
-from tests.test_image import asymmetric, encode
+from tests.conftest import ROOT, asymmetric, encode, make
 
 W, H = align.ALIGNED_SIZE
 CORNERS = np.array([[0, 0], [W, 0], [0, H], [W, H]], np.float64)
@@ -64,7 +63,7 @@ def test_similarity_recovers_a_known_transform_and_fits_noise_by_least_squares()
 
 
 def test_a_photo_without_a_face_says_so() -> None:
-    with pytest.raises(align.PhotoError, match="no face found in blank.png.*--no-align"):
+    with pytest.raises(PhotoError, match="no face found in blank.png.*--no-align"):
         align.align(np.full((240, 200, 3), 128, np.uint8), source="blank.png")
 
 
@@ -155,7 +154,7 @@ def test_several_faces_the_largest_by_default(
         largest = align.align(canvas, source="group.png")
     assert "group.png shows 2 faces; using face 0" in caplog.text
     assert largest.face.box[0] < 2 * W <= align.align(canvas, face=1).face.box[0]
-    with pytest.raises(align.PhotoError, match=r"shows 2 face\(s\): --face must be in 0..1"):
+    with pytest.raises(PhotoError, match=r"shows 2 face\(s\): --face must be in 0..1"):
         align.align(canvas, face=2)
 
 

@@ -127,6 +127,36 @@ def test_an_interrupted_run_resumes_to_the_same_classifier(
     assert not epochs and same_weights(again, straight)
 
 
+def test_the_training_loss_is_read_from_the_device_once_per_epoch(
+    prepared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No host sync per step: the loss is summed on the device (in float64, as the Python sum
+    of `loss.item() * len(x)` was) and read once at the end of each epoch."""
+    model = make(ClassifierConfig, img_size=32, n_attr=2, init_fm=4, max_fm=8)
+    config = make(ClassifierTrainConfig, batch_size=4, max_epochs=2, patience=2, device="cpu")
+    train, valid = PreparedDataset(prepared, "train", flip=True), PreparedDataset(prepared, "valid")
+    size = config.batch_size
+    assert len(train) > size  # several steps per epoch
+    losses: list[torch.Tensor] = []
+    bce = classifier_module.F.binary_cross_entropy_with_logits
+    monkeypatch.setattr(
+        classifier_module.F,
+        "binary_cross_entropy_with_logits",
+        lambda *a, **k: losses.append(bce(*a, **k)) or losses[-1],
+    )
+    items = []
+    item = torch.Tensor.item
+    monkeypatch.setattr(torch.Tensor, "item", lambda t: items.append(1) or item(t))
+    _, history = train_classifier(train, valid, model, config, 0, False)
+    assert len(items) == config.max_epochs
+    per_epoch = len(losses) // config.max_epochs
+    for epoch, record in enumerate(history):
+        total = 0.0
+        for loss, start in zip(losses[epoch * per_epoch :], range(0, len(train), size)):
+            total += loss.item() * len(range(start, min(start + size, len(train))))
+        assert record["train_loss"] == total / len(train)  # the former Python sum, exactly
+
+
 def test_trained_classifier_round_trips_through_the_checkpoint(
     prepared: Path, tmp_path: Path
 ) -> None:

@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 
 from fader.data import formats
 from fader.data.config import PreprocessConfig
-from fader.data.prepared import PreparedDataset
+from fader.data.prepared import BatchSampler, PreparedDataset, draw_batch
 from fader.data.preprocess import prepare
 from tests.conftest import make, make_raw_celeba
 
@@ -104,6 +104,48 @@ def test_a_split_on_the_device_flips_as_the_memory_map_does(prepared: Path) -> N
     x, _ = on_device.batch(torch.tensor(positions), flips=flips)
     assert torch.equal(x, mapped.batch(positions, flips=flips)[0])
     assert not torch.equal(x, on_device.batch(torch.tensor(positions), flips=~flips)[0])
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_batches_drawn_ahead_are_those_drawn_one_by_one(flip: bool) -> None:
+    """A BatchSampler's draws are `draw_batch`'s in the same order, whatever its chunk size;
+    its state mid-chunk is the generator's after the batches served, and restores exactly."""
+    plain = torch.Generator().manual_seed(3)
+    expected, states = [], []
+    for _ in range(12):
+        indices, flips = draw_batch(10, 8, flip, plain)
+        expected.append((indices[2:6], None if flips is None else flips[2:6]))
+        states.append(plain.get_state())
+    cpu = torch.device("cpu")
+    for chunk in (1, 5, 12, 64):
+        sampler = BatchSampler(torch.Generator().manual_seed(3), 10, 8, flip, slice(2, 6), chunk)
+        for k, (indices, flips) in enumerate(expected):
+            got_indices, got_flips = sampler.next(cpu)
+            assert torch.equal(got_indices, indices)
+            assert (got_flips is None) == (flips is None)
+            assert flips is None or torch.equal(got_flips, flips)
+            assert torch.equal(sampler.get_state(), states[k]), (chunk, k)
+        resumed = BatchSampler(torch.Generator(), 10, 8, flip, slice(2, 6), chunk)
+        resumed.set_state(states[6])  # mid-chunk for 5
+        assert all(torch.equal(resumed.next(cpu)[0], indices) for indices, _ in expected[7:])
+
+
+def test_a_sampler_sends_each_chunk_to_the_device_in_one_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The indices and flips of `chunk` batches travel together (pinned, non-blocking, on
+    CUDA): one copy per chunk, none per batch."""
+    uploads = []
+    upload = BatchSampler._upload
+    monkeypatch.setattr(
+        BatchSampler, "_upload", staticmethod(lambda h, d: uploads.append(h.shape) or upload(h, d))
+    )
+    sampler = BatchSampler(torch.Generator().manual_seed(0), 10, 8, True, chunk=5)
+    for _ in range(12):
+        sampler.next(torch.device("cpu"))
+    assert uploads == [(5, 2, 8)] * 3  # batches 1-5, 6-10, 11-15
+    BatchSampler(torch.Generator(), 10, 8, False, slice(0, 4), 7).next(torch.device("cpu"))
+    assert uploads[-1] == (7, 1, 4)  # no flips: indices only, this rank's share
 
 
 def test_missing_folder_says_run_preprocess(tmp_path: Path) -> None:

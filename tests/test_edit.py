@@ -20,8 +20,7 @@ from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
 from fader.train.config import TrainConfig
 from fader.train.trainer import BEST_SWAP, train_fader
-from tests.conftest import make, make_raw_celeba
-from tests.test_image import cell
+from tests.conftest import cell, make, make_raw_celeba
 
 ATTRS = ("Smiling", "Male")
 MODEL = make(ModelConfig, img_size=32, n_layers=4, n_attr=2, init_fm=4, max_fm=16)

@@ -8,8 +8,7 @@ from torch import nn
 from fader.image import to_uint8_image
 from fader.model.networks import AutoEncoder, ModelConfig
 from fader.report import grids
-from tests.conftest import make
-from tests.test_image import cell
+from tests.conftest import cell, make
 
 S, G = 8, 2  # cell side and gutter of the stub grids
 NAMES = ["A", "B", "C"]

@@ -26,24 +26,7 @@ from fader.image import (
     to_uint8,
     to_uint8_image,
 )
-
-
-def encode(picture: Image.Image, format: str = "PNG", **options) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, format=format, **options)
-    return buffer.getvalue()
-
-
-def asymmetric(width: int = 30, height: int = 20) -> np.ndarray:
-    """An image whose every pixel differs: any transposition shows."""
-    return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-def cell(grid: np.ndarray, row: int, col: int, size: int, gutter: int = GUTTER) -> np.ndarray:
-    """The (size, size, 3) cell at (row, col) of a grid made by `tile` (inverse of `tile`)."""
-    y, x = row * (size + gutter), col * (size + gutter)
-    return grid[y : y + size, x : x + size]
-
+from tests.conftest import asymmetric, cell, encode
 
 # --- photos of every kind ------------------------------------------------------------------------
 
@@ -137,6 +120,26 @@ def test_to_float_and_to_uint8_are_inverses() -> None:
     assert torch.equal(to_uint8(x).permute(0, 2, 3, 1), torch.from_numpy(pixels))
     with pytest.raises(TypeError, match="float tensor"):
         to_uint8(torch.from_numpy(pixels))
+
+
+def test_to_float_gives_the_true_division_of_every_byte_value() -> None:
+    """The lookup table holds v / 127.5 - 1 as the CPU divides it (CUDA's division by a
+    Python scalar is a multiply by the reciprocal, 1 ulp off for 111 of the 256 values)."""
+    pixels = torch.arange(256, dtype=torch.uint8).reshape(1, 16, 16, 1).repeat(2, 1, 1, 3)
+    divided = pixels.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)  # the former to_float
+    x = to_float(pixels)
+    assert torch.equal(x, divided) and x.stride() == divided.stride()  # channels last, as before
+    assert torch.equal(to_float(pixels.numpy()), divided)
+    reciprocal = pixels.permute(0, 3, 1, 2).float().mul_(1 / 127.5).sub_(1.0)
+    assert not torch.equal(reciprocal, divided)  # what the table guards against
+
+
+@pytest.mark.gpu
+def test_to_float_on_a_gpu_equals_the_cpu() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    pixels = torch.arange(256, dtype=torch.uint8).reshape(1, 16, 16, 1).repeat(2, 1, 1, 3)
+    assert torch.equal(to_float(pixels.cuda()).cpu(), to_float(pixels))
 
 
 def test_to_uint8_image_inverts_to_float() -> None:

@@ -133,6 +133,25 @@ def test_channels_last_matches_contiguous():
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
 
 
+def test_the_code_is_concatenated_in_the_layout_of_the_maps():
+    """Channels-last maps and blocks get a channels-last concatenation (an expanded code made it
+    contiguous: a layout conversion per decoder block); contiguous ones stay as they were."""
+    ae = AutoEncoder(tiny(n_skip=1)).eval()
+    x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 2)
+    inputs: list[torch.Tensor] = []
+    for block in ae.decoder.blocks:
+        block.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
+    contiguous = ae(x, y)
+    assert len(inputs) == len(ae.decoder.blocks)
+    assert all(t.is_contiguous() for t in inputs)
+    inputs.clear()
+    ae.to(memory_format=torch.channels_last)
+    out = ae(x.to(memory_format=torch.channels_last), y)
+    last = torch.channels_last
+    assert all(t.is_contiguous(memory_format=last) and not t.is_contiguous() for t in inputs)
+    torch.testing.assert_close(out, contiguous, atol=1e-5, rtol=1e-4)
+
+
 def test_latent_discriminator_on_1x1_latent_is_mlp_only():
     cfg = tiny(n_layers=5)
     dis = LatentDiscriminator(cfg)

@@ -11,6 +11,7 @@ import typer
 import yaml
 from typer.testing import CliRunner, Result
 
+from fader.config import flatten
 from fader.train.config import TrainConfig
 from stages import _common
 from tests.conftest import ROOT, TEST_OVERRIDES, load_script, make
@@ -20,17 +21,6 @@ params_script = load_script(".ci/params.py")
 
 PARAMS = _common.read_mapping(ROOT / "params.yaml")
 SMOKE_CONFIGS = [ROOT / ".ci/smoke.params.yaml", ROOT / ".ci/smoke.celeba.params.yaml"]
-
-
-def leaves(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings → {"section.key": value}."""
-    found = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            found |= leaves(value, f"{prefix}{key}.")
-        else:
-            found[f"{prefix}{key}"] = value
-    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,9 +72,9 @@ def test_params_with_overrides_build_as_strictly_as_params_yaml() -> None:
 
 @pytest.mark.parametrize("path", SMOKE_CONFIGS, ids=lambda p: p.name)
 def test_a_smoke_config_holds_only_values_that_differ_from_params_yaml(path: Path) -> None:
-    overrides = leaves(_common.read_mapping(path))
+    overrides = flatten(_common.read_mapping(path))
     assert overrides
-    same = [key for key, value in overrides.items() if value == leaves(PARAMS)[key]]
+    same = [key for key, value in overrides.items() if value == flatten(PARAMS)[key]]
     assert not same, f"{path.name} repeats params.yaml's values of {same}: leave them out"
 
 

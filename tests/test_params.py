@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from fader.config import ConfigError, field_names
+from fader.config import ConfigError, field_names, flatten
 from fader.data.config import PreprocessConfig, SourceConfig
 from fader.eval.evaluate import EvaluateConfig
 from fader.eval.inception import InceptionConfig
@@ -154,3 +154,14 @@ def test_out_of_range_values_are_refused_at_load_time(
     }[section]
     with pytest.raises(ConfigError, match=re.escape(message)):
         params.build(cls, section, supplied, shared)
+
+
+def test_flatten_joins_nested_keys_with_the_top_level_values_first() -> None:
+    tree = {"z": 1, "a": {"x": 1, "b": {"c": 2, "d": {}}, "y": 3}, "e": {}, "f": [1, 2]}
+    assert list(flatten(tree, sep="/").items()) == [
+        ("z", 1),
+        ("f", [1, 2]),
+        ("a/x", 1),
+        ("a/b/c", 2),
+        ("a/y", 3),
+    ]

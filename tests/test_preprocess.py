@@ -182,7 +182,7 @@ def test_an_oversized_image_is_a_bad_image_named_before_decoding(
 ) -> None:
     Image.new("RGB", (9000, 8000)).save(raw_celeba / formats.IMAGE_DIR / "000004.jpg", "PNG")
     with pytest.raises(
-        BadImagesError, match=r"000004.jpg: PhotoError: the image is 9000x8000 = 72 megapixels"
+        BadImagesError, match=r"000004.jpg: PhotoError: 000004.jpg is 9000x8000 = 72 megapixels"
     ):
         prepare(raw_celeba, tmp_path / "out", config(), progress=False)
     meta = prepare(raw_celeba, tmp_path / "out", config(skip_bad=True), progress=False)

@@ -181,6 +181,18 @@ def test_only_the_generator_of_the_device_in_use_is_saved_and_restored(
     assert torch.equal(fake_gpus[2], torch.full((16,), 2, dtype=torch.uint8))  # others untouched
 
 
+def test_an_older_checkpoint_with_every_gpus_state_restores_the_devices_own(
+    fake_gpus: dict[int, torch.Tensor],
+) -> None:
+    """Checkpoints written before each process kept its own GPU's generator hold a list of every
+    visible GPU's state (`get_rng_state_all`), and their fingerprints still match."""
+    older = [torch.full((16,), 10 + index, dtype=torch.uint8) for index in range(3)]
+    runtime.set_rng_state({"torch": torch.get_rng_state(), "cuda": older}, torch.device("cuda", 1))
+    assert torch.equal(fake_gpus[1], older[1])
+    runtime.set_rng_state({"torch": torch.get_rng_state(), "cuda": older}, torch.device("cuda"))
+    assert torch.equal(fake_gpus[0], older[0])
+
+
 def test_a_gpu_state_is_skipped_on_the_cpu(fake_gpus: dict[int, torch.Tensor]) -> None:
     """A checkpoint written on a GPU machine resumes on the CPU: its CUDA state is skipped."""
     state = runtime.rng_state(torch.device("cuda", 2))

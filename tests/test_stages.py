@@ -14,7 +14,6 @@ and outputs to the folders a test chooses.
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import inspect
 import json
@@ -47,7 +46,9 @@ from fader.model import checkpoint
 from fader.report.curves import read_curves
 from fader.report.render import interpolation_file
 from fader.train import trainer
-from fader.train.trainer import BEST_RECON, BEST_SWAP, FINAL, LAST
+from fader.train.resume import LAST
+from fader.train.trainer import BEST_RECON, BEST_SWAP, FINAL
+from stages import _common
 from stages.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,26 +86,16 @@ FAST_STAGES = [name for name in DVC_STAGES if name != "inception"]
 # Helpers
 
 
-def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `overrides` merged in: nested dicts merge, other values replace."""
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 def tiny_params() -> dict[str, Any]:
-    """The repository's params.yaml with the `TINY` overrides."""
-    return merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
+    """The repository's params.yaml with the `TINY` overrides (a key it lacks is an error)."""
+    return _common.merge_overrides(_common.read_mapping(REPO / "params.yaml"), TINY, "TINY")
 
 
 def write_params(path: Path, overrides: dict[str, Any] | None = None) -> Path:
     """Write `tiny_params()`, plus `overrides`, to `path`; return `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(merge(tiny_params(), overrides or {}), sort_keys=False))
+    values = _common.merge_overrides(tiny_params(), overrides or {}, "the test's overrides")
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
     return path
 
 
@@ -271,7 +262,7 @@ def test_stage_writes_its_outputs(pipeline: Pipeline, stage: str) -> None:
 
 
 def test_top_level_plots_are_rendered(pipeline: Pipeline) -> None:
-    attributes = yaml.safe_load((REPO / "params.yaml").read_text())["data"]["attributes"]
+    attributes = _common.read_mapping(REPO / "params.yaml")["data"]["attributes"]
     for plot in DVC_YAML["plots"]:
         if isinstance(plot, dict):  # a data plot of committed files (the λ_E sweep)
             (definition,) = plot.values()
@@ -541,7 +532,10 @@ def test_evaluate_reports_fid(
     ],
 )
 def test_unknown_params_key(pipeline: Pipeline, tmp_path: Path, stage: str, section: str) -> None:
-    params = write_params(tmp_path / "params.yaml", {section: {"bogus_key": 1}})
+    values = tiny_params()
+    values[section]["bogus_key"] = 1  # a key params.yaml lacks: the override merge refuses it
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(values, sort_keys=False))
     out = tmp_path / "out"
     result = invoke(*pipeline.command(stage, out, params))
     check_fails(result, section, "unknown key(s) ['bogus_key']")

@@ -6,16 +6,17 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fader.data.config import PreprocessConfig
-from fader.data.prepared import PreparedDataset
+from fader.data.prepared import BatchSampler, PreparedDataset, draw_batch
 from fader.data.preprocess import prepare
 from fader.model import checkpoint
-from fader.model.networks import AttributeClassifier, ClassifierConfig, ModelConfig
+from fader.model.networks import AttributeClassifier, AutoEncoder, ClassifierConfig, ModelConfig
 from fader.train import trainer
 from fader.train.config import TrainConfig
 from fader.train.losses import lambda_e, learning_rate, reconstruction_loss
-from fader.train.steps import FaderNetworks, autoencoder_step
+from fader.train.steps import FaderNetworks, MovingAverage, autoencoder_step
 from fader.train.trainer import BEST_RECON, BEST_SWAP, LAST, train_fader
 from tests.conftest import make
 
@@ -92,6 +93,20 @@ def test_autoencoder_steps_lower_the_reconstruction_loss() -> None:
     y = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
     losses = [autoencoder_step(nets, x, y, 0.0, CONFIG)["recon_loss"].item() for _ in range(10)]
     assert losses[-1] < losses[0]
+
+
+def test_lambda_e_as_a_device_tensor_gives_the_same_step() -> None:
+    """A captured step would read λ_E from a tensor: the same weights, bit for bit."""
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    y = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    weights = []
+    for weight in (0.37, torch.tensor(0.37)):
+        torch.manual_seed(0)
+        nets = FaderNetworks.build(MODEL, replace(CONFIG, ema_decay=0.5), torch.device("cpu"))
+        for _ in range(3):
+            autoencoder_step(nets, x, y, weight, CONFIG)
+        weights.append(nets.autoencoder.net.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 def test_training_writes_checkpoints_and_logs(prepared: Path, tmp_path: Path) -> None:
@@ -190,6 +205,45 @@ def test_a_signal_checkpoints_at_the_next_step_and_resumes_exactly(
     resumed = run(prepared, tmp_path / "resumed")
     assert len(steps) == 2  # steps 7 and 8 only
     assert resumed["history"] == straight["history"]  # bit for bit, the running sums included
+    a = checkpoint.load(tmp_path / "straight" / LAST, "fader_training")["nets"]["autoencoder"]
+    b = checkpoint.load(tmp_path / "resumed" / LAST, "fader_training")["nets"]["autoencoder"]
+    assert all(torch.equal(tensor, b[key]) for key, tensor in a.items())
+
+
+def test_batches_drawn_ahead_give_the_same_run_and_resume_mid_chunk(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches drawn 5 ahead, one copy per chunk, on the device split: the run of batches
+    drawn one by one; a stop at step 6 (batch 12, mid-chunk) saves the generator's state after
+    the batches trained on and resumes exactly."""
+    on_device = replace(CONFIG, data_on_device=True)
+    monkeypatch.setattr(BatchSampler, "CHUNK", 1)
+    one_by_one = run(prepared, tmp_path / "one_by_one", on_device)
+    monkeypatch.setattr(BatchSampler, "CHUNK", 5)
+    uploads = []
+    upload = BatchSampler._upload
+    monkeypatch.setattr(
+        BatchSampler, "_upload", staticmethod(lambda h, d: uploads.append(1) or upload(h, d))
+    )
+    straight = run(prepared, tmp_path / "straight", on_device)
+    assert straight["history"] == one_by_one["history"]
+    batches = CONFIG.n_epochs * CONFIG.steps_per_epoch * (CONFIG.dis_steps + 1)
+    assert len(uploads) == -(-batches // 5)
+
+    def signal_at_step_six(metrics: dict, step: int) -> None:
+        if step == 6:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(trainer.TrainingInterrupted):
+        run(prepared, tmp_path / "resumed", on_device, logger=signal_at_step_six)
+    saved = checkpoint.load(tmp_path / "resumed" / LAST, "fader_training")
+    generator, size = torch.Generator().manual_seed(7), len(PreparedDataset(prepared, "train"))
+    assert 6 * (CONFIG.dis_steps + 1) % 5  # mid-chunk
+    for _ in range(6 * (CONFIG.dis_steps + 1)):
+        draw_batch(size, CONFIG.batch_size, True, generator)
+    assert torch.equal(saved["sampler"], generator.get_state())
+    resumed = run(prepared, tmp_path / "resumed", on_device)
+    assert resumed["history"] == straight["history"]
     a = checkpoint.load(tmp_path / "straight" / LAST, "fader_training")["nets"]["autoencoder"]
     b = checkpoint.load(tmp_path / "resumed" / LAST, "fader_training")["nets"]["autoencoder"]
     assert all(torch.equal(tensor, b[key]) for key, tensor in a.items())
@@ -391,6 +445,47 @@ def test_a_moving_average_of_the_weights_is_validated_saved_and_resumed(
     run(prepared, tmp_path / "resumed", replace(ema, n_epochs=1))
     resumed = run(prepared, tmp_path / "resumed", ema)
     assert resumed["history"] == straight["history"]
+
+
+def test_the_moving_average_is_averaged_models_without_host_syncs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MovingAverage computes what AveragedModel's EMA computes, to the bit, parameters and
+    buffers (integer ones too), goes on alike from its state dict, and never asks the device
+    whether it has started (AveragedModel does, twice per update)."""
+    torch.manual_seed(0)
+    net = AutoEncoder(MODEL)
+    reference = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+    ours = MovingAverage(net, 0.9)
+    syncs = {"reference": 0, "ours": 0}
+    truth = torch.Tensor.__bool__
+
+    def update(name: str, average: AveragedModel) -> None:
+        counted = lambda t: syncs.__setitem__(name, syncs[name] + 1) or truth(t)  # noqa: E731
+        monkeypatch.setattr(torch.Tensor, "__bool__", counted)
+        average.update_parameters(net)
+        monkeypatch.setattr(torch.Tensor, "__bool__", truth)
+
+    for step in range(5):
+        with torch.no_grad():  # new weights and BatchNorm statistics
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        net.train()(torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 2))
+        if step == 3:  # a resumed run's average, loaded from the reference's checkpoint entry
+            ours = MovingAverage(net, 0.9)
+            ours.load_state_dict(reference.state_dict())
+        update("reference", reference)
+        update("ours", ours)
+        expected, got = reference.state_dict(), ours.state_dict()
+        assert expected.keys() == got.keys()
+        assert all(torch.equal(expected[k], got[k]) for k in expected), step
+    assert int(ours.n_averaged) == 5
+    assert any(
+        not torch.equal(v, net.state_dict()[k.removeprefix("module.")])
+        for k, v in got.items()
+        if k != "n_averaged"
+    )
+    assert syncs == {"reference": 10, "ours": 1}  # ours: once, after the load
 
 
 @pytest.mark.gpu

@@ -28,6 +28,89 @@ def draw_flips(n: int, generator: torch.Generator | None = None) -> torch.Tensor
     return torch.rand(n, generator=generator) < 0.5
 
 
+def draw_batch(
+    n: int, batch_size: int, flip: bool, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A random batch of `batch_size` positions among `n` (with replacement across batches, as
+    the official sampler) and, when `flip`, which of them to mirror: (B,) int64 and (B,) bool on
+    the CPU, drawn from `generator` in that order."""
+    indices = torch.randint(n, (batch_size,), generator=generator)
+    return indices, draw_flips(batch_size, generator) if flip else None
+
+
+class BatchSampler:
+    """`draw_batch`'s batches, drawn `chunk` batches ahead on the CPU and sent to the device in
+    one copy per chunk (pinned, non-blocking on CUDA), so that a step never waits for the host.
+
+    The draws are those of drawing each batch when needed (the same calls in the same order),
+    so the run does not depend on the chunk size. `get_state()` is the generator's state after
+    the batches served so far (replayed from the chunk's start), so a checkpoint taken mid-chunk
+    resumes exactly; `set_state()` drops the chunk. In a distributed run every rank draws whole
+    batches and keeps its `share` of each.
+    """
+
+    CHUNK = 256  # batches: 128 KiB of indices and flips at the paper's batch of 32
+
+    def __init__(
+        self,
+        generator: torch.Generator,
+        n: int,
+        batch_size: int,
+        flip: bool,
+        share: slice = slice(None),
+        chunk: int | None = None,
+    ) -> None:
+        self.generator, self.n, self.batch_size, self.flip = generator, n, batch_size, flip
+        self.share, self.chunk = share, chunk or self.CHUNK
+        self._start: torch.Tensor | None = None  # the generator's state at the chunk's start
+        self._host: torch.Tensor | None = None  # (chunk, 1 or 2, share) int64: indices, flips
+        self._device: torch.Tensor | None = None  # the same, on the device
+        self._served = 0
+
+    def next(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This rank's share of the next batch, on `device`: indices (b,), flips (b,) or None."""
+        if self._host is None or self._served == len(self._host):
+            self._draw_chunk()
+        assert self._host is not None
+        if self._device is None or self._device.device != device:
+            self._device = self._upload(self._host, device)
+        row = self._device[self._served]
+        self._served += 1
+        return row[0], row[1] != 0 if self.flip else None
+
+    def get_state(self) -> torch.Tensor:
+        """The generator's state after the batches served so far."""
+        if self._host is None or self._served == len(self._host):
+            return self.generator.get_state()
+        replay = torch.Generator().set_state(self._start)
+        for _ in range(self._served):
+            draw_batch(self.n, self.batch_size, self.flip, replay)
+        return replay.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state)
+        self._start = self._host = self._device = None
+        self._served = 0
+
+    def _draw_chunk(self) -> None:
+        self._start = self.generator.get_state()
+        size = len(range(self.batch_size)[self.share])
+        host = torch.empty((self.chunk, 2 if self.flip else 1, size), dtype=torch.int64)
+        for row in host:
+            indices, flips = draw_batch(self.n, self.batch_size, self.flip, self.generator)
+            row[0] = indices[self.share]
+            if flips is not None:
+                row[1] = flips[self.share]
+        self._host, self._device, self._served = host, None, 0
+
+    @staticmethod
+    def _upload(host: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """The chunk on `device`: the one copy per chunk (none on the CPU)."""
+        if device.type == "cuda":
+            return host.pin_memory().to(device, non_blocking=True)
+        return host.to(device)
+
+
 class PreparedDataset(Dataset):
     """One split of a prepared folder: items are (image (3, H, W) in [-1, 1], attributes (n,)).
 

@@ -21,13 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from fader import io, parallel
 from fader.data import formats
 from fader.data.config import PreprocessConfig
 from fader.data.formats import IMAGES_FILE, META_FILE, TABLE_FILE
-from fader.image import decode_square
+from fader.image import DECODE_ERRORS, decode_square
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +215,8 @@ def _decode_chunk(
     try:
         for i, name in enumerate(names):
             try:
-                pixels = decode_square(source.read(name), img_size)
-            except (OSError, ValueError, Image.DecompressionBombError) as error:
+                pixels = decode_square(source.read(name), img_size, source=name)
+            except DECODE_ERRORS as error:
                 bad.append((name, f"{type(error).__name__}: {error}"))
                 continue
             os.pwrite(fd, pixels.tobytes(), offset + (start + i) * row_bytes)

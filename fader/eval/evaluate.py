@@ -21,6 +21,11 @@ from fader.data.prepared import PreparedDataset
 from fader.eval import image_metrics, swaps
 from fader.image import to_uint8
 
+#: Images (B, 3, H, W) in [-1, 1] and their attributes (B, n).
+Batch = tuple[torch.Tensor, torch.Tensor]
+#: What an image becomes for a FID set: x, y → an image of x's shape.
+Edit = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
 
 @config
 class EvaluateConfig:
@@ -213,18 +218,18 @@ def _fid(
         disable=not progress,
     )
 
-    def activations(edit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> np.ndarray:
+    def activations(edit: Edit) -> np.ndarray:
         images = (
             edit(x, y).cpu() for x, y in counted(_batches(test, count, config.batch_size, device))
         )
         return fid_metrics.inception_activations(images, inception, config.batch_size, device)
 
-    def counted(batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> Iterator:
+    def counted(batches: Iterator[Batch]) -> Iterator[Batch]:
         for x, y in batches:
             yield x, y
             bar.update(len(x))  # once the next batch is asked for: Inception has taken these
 
-    def recode(y_new: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
+    def recode(y_new: Callable[[torch.Tensor], torch.Tensor]) -> Edit:
         return lambda x, y: autoencoder.decode(autoencoder.encode(x), y_new(y))
 
     with bar:

@@ -242,6 +242,11 @@ def attribute_code(alpha: Tensor) -> Tensor:
     return torch.stack([1 - alpha, alpha], dim=2).flatten(1)  # (B, n, 2) → (B, 2n)
 
 
+def _channels_last(t: Tensor) -> bool:
+    """Whether a 4-d tensor is laid out channels last (and not also plainly contiguous)."""
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
 def _flatten_1x1(h: Tensor) -> Tensor:
     assert h.shape[2:] == (1, 1), f"expected a 1x1 map, got {tuple(h.shape)}"
     return h.flatten(1)  # (B, C, 1, 1) → (B, C)
@@ -314,8 +319,13 @@ class Decoder(nn.Module):
         for j, block in enumerate(self.blocks):
             i = cfg.n_layers - 1 - j
             _, _, H, W = h.shape
-            # (B, C_i, H, W) ++ (B, 2n, H, W): the code, constant over space
-            parts = [h, code.expand(B, cfg.code_size, H, W)]
+            # (B, C_i, H, W) ++ (B, 2n, H, W): the code, constant over space; channels last
+            # when the maps and the block are, else the concatenation would be contiguous and
+            # the convolution would convert it back (a layout conversion per block)
+            code_maps = code.expand(B, cfg.code_size, H, W)
+            if _channels_last(h) and _channels_last(block[0].weight):
+                code_maps = code_maps.contiguous(memory_format=torch.channels_last)
+            parts = [h, code_maps]
             if i < cfg.n_skip:
                 parts.append(feats[i])  # ++ (B, C_i, H, W): the encoder map of the same size
             h = block(torch.cat(parts, dim=1))

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from PIL import Image
 
 from fader import io
+from fader.config import flatten
 
 _MIME = {
     ".png": "image/png",
@@ -52,14 +52,6 @@ def read_metrics_dir(
         elif not objects_only:
             tables[path.stem] = {"value": content}
     return tables
-
-
-def flatten(metrics: Mapping[str, Any], sep: str = "/") -> dict[str, Any]:
-    """Nested dicts → one level with `sep`-joined keys ("/" is DVC's own metric naming).
-
-    Top-level values come first, then the nested ones; empty nested dicts vanish.
-    """
-    return pd.json_normalize(dict(metrics), sep=sep).to_dict(orient="records")[0]
 
 
 def format_value(value: Any) -> str:
@@ -108,7 +100,7 @@ def _table(name: str, metrics: Mapping[str, Any]) -> str:
     rows = "".join(
         f'<tr><td>{html.escape(key)}</td><td class="value">{html.escape(format_value(value))}'
         "</td></tr>"
-        for key, value in flatten(metrics).items()
+        for key, value in flatten(metrics, sep="/").items()
     )
     return (
         f"<h3>{html.escape(name)}</h3>\n<table><tr><th>metric</th><th>value</th></tr>"

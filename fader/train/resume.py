@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fader import io
+from fader.config import flatten
 from fader.model import checkpoint
 
 log = logging.getLogger(__name__)
@@ -92,19 +93,9 @@ def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     Nested keys are dotted (`train.lambda_max`). A key only `saved` has is a setting that no
     longer counts (`log_every` and `valid_size` were fingerprinted once): it is no difference.
     """
-    old, new = _flat(saved), _flat(current)
+    old, new = flatten(saved), flatten(current)
     return [
         f"{key}: {old[key]!r} → {value!r}" if key in old else f"{key}: absent → {value!r}"
         for key, value in new.items()
         if key not in old or old[key] != value
     ]
-
-
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat |= _flat(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from fader.model.networks import (
     AttributeClassifier,
@@ -93,6 +93,51 @@ class Critic(Trained[nn.Module]):
     weight: float
 
 
+class MovingAverage(AveragedModel):
+    """An exponential moving average of a network's parameters and buffers (not in the paper):
+    `AveragedModel` with `get_ema_multi_avg_fn(decay)` and `use_buffers`, the same arithmetic and
+    checkpoint entry (`module.*`, `n_averaged`), without its host syncs.
+
+    AveragedModel asks the device whether `n_averaged` is 0 twice per update; here the host
+    knows it, reading the counter once after it was loaded. The first update copies the
+    weights; later ones are one `_foreach_lerp_` over the float tensors (w ← w + (1 - decay) ·
+    (w_model - w)), and the integer buffers (BatchNorm's batch count) get AveragedModel's
+    `w · decay + w_model · (1 - decay)`, truncated.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        if not 0.0 <= decay <= 1.0:
+            raise ValueError(f"decay must be in [0, 1], got {decay}")
+        super().__init__(model, use_buffers=True)
+        self.decay = decay
+        self._started: bool | None = False  # n_averaged > 0; None: to be read from the device
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self._started = None
+        return result
+
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        averaged = [*self.module.parameters(), *self.module.buffers()]
+        current = [*model.parameters(), *model.buffers()]
+        assert len(averaged) == len(current), "the averaged network has another structure"
+        if self._started is None:
+            self._started = bool(self.n_averaged > 0)  # one host sync, after a load
+        if not self._started:
+            torch._foreach_copy_(averaged, [t.detach() for t in current])
+        else:
+            floats = [(a, c.detach()) for a, c in zip(averaged, current) if a.is_floating_point()]
+            if floats:
+                ours, theirs = zip(*floats)
+                torch._foreach_lerp_(list(ours), list(theirs), 1 - self.decay)
+            for a, c in zip(averaged, current):
+                if not a.is_floating_point():
+                    a.copy_(a * self.decay + c * (1 - self.decay))
+        self.n_averaged += 1  # on the device, no sync
+        self._started = True
+
+
 @dataclass
 class FaderNetworks:
     """The networks of one Fader model, each with its optimizer, and how they compute.
@@ -110,7 +155,7 @@ class FaderNetworks:
     reconstruct: nn.Module
     classify_latent: nn.Module
     memory_format: torch.memory_format = torch.contiguous_format
-    ema: AveragedModel | None = None
+    ema: MovingAverage | None = None
 
     @classmethod
     def build(
@@ -144,10 +189,7 @@ class FaderNetworks:
         for kind in kinds:
             net = kind.build(model, config).to(device, memory_format=memory_format)
             critics.append(Critic(net, adam(net), kind, getattr(config, kind.weight)))
-        ema = None
-        if config.ema_decay > 0:
-            average = get_ema_multi_avg_fn(config.ema_decay)
-            ema = AveragedModel(autoencoder, multi_avg_fn=average, use_buffers=True)
+        ema = MovingAverage(autoencoder, config.ema_decay) if config.ema_decay > 0 else None
         return cls(
             Trained(autoencoder, adam(autoencoder)),
             Trained(discriminator, adam(discriminator)),
@@ -255,10 +297,17 @@ def critic_step(
 
 
 def autoencoder_step(
-    nets: FaderNetworks, x: torch.Tensor, y: torch.Tensor, lambda_e: float, config: TrainConfig
+    nets: FaderNetworks,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lambda_e: float | torch.Tensor,
+    config: TrainConfig,
 ) -> StepMetrics:
     """Train E and D: reconstruction + λ_E · -log P_dis(1 - y | E(x)) (Section 3.3), plus each
     optional critic's weighted term (not in the paper).
+
+    λ_E may be a 0-dim float32 tensor on the device (what a captured step would read), with the
+    same result to the bit as the Python float (a test).
 
     The discriminator and the critics only pass gradients back to the autoencoder: their own
     parameter gradients, which the official code computes and the next discriminator step

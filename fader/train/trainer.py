@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from fader import runtime
 from fader.config import to_dict
-from fader.data.prepared import DeviceSplit, PreparedDataset, draw_flips
+from fader.data.prepared import BatchSampler, DeviceSplit, PreparedDataset
 from fader.eval.swaps import swap_accuracy
 from fader.model import checkpoint
 from fader.model.networks import AttributeClassifier, LatentDiscriminator, ModelConfig
@@ -224,7 +224,7 @@ class _Run:
         self,
         nets: FaderNetworks,
         config: TrainConfig,
-        sampler: torch.Generator,
+        sampler: BatchSampler,
         last: LastCheckpoint,
         checkpoint_dir: Path,
         group: Group,
@@ -256,7 +256,13 @@ class _Run:
         if group.rank > 0:  # its own dropout draws; rank 0's are a single process's
             torch.manual_seed(seed + group.rank)
         classifier.to(device)
-        sampler = torch.Generator().manual_seed(seed)  # the same on every rank
+        sampler = BatchSampler(  # the same draws on every rank, each keeps its share
+            torch.Generator().manual_seed(seed),
+            len(train),
+            config.batch_size,
+            train.flip,
+            group.share(config.batch_size),
+        )
         fingerprint = _fingerprint(model, config, seed, train, classifier, group)
         last = LastCheckpoint(checkpoint_dir, "fader_training", fingerprint, writer=group.is_main)
         run = cls(nets, config, sampler, last, checkpoint_dir, group, device, logger)
@@ -438,7 +444,7 @@ def _iteration(
     nets: FaderNetworks,
     train: PreparedDataset | DeviceSplit,
     config: TrainConfig,
-    sampler: torch.Generator,
+    sampler: BatchSampler | torch.Generator,
     device: torch.device,
     lambda_e: float,
     group: Group = SINGLE,
@@ -458,17 +464,23 @@ def _iteration(
 def _sample(
     data: PreparedDataset | DeviceSplit,
     batch_size: int,
-    generator: torch.Generator,
+    generator: BatchSampler | torch.Generator,
     device: torch.device,
     group: Group = SINGLE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's share of a random batch (with replacement across batches, as the official
     sampler), flipped. Every rank draws the whole batch from the same generator, so the shares
-    are disjoint and together are the batch one process would draw."""
-    indices = torch.randint(len(data), (batch_size,), generator=generator)
-    flips = draw_flips(batch_size, generator) if data.flip else None
-    share = group.share(batch_size)
-    x, y = data.batch(indices[share], flips=None if flips is None else flips[share])
+    are disjoint and together are the batch one process would draw.
+
+    A `BatchSampler` serves batches drawn ahead, its indices and flips already where the data
+    is (no copy per batch); a bare generator draws one batch now, the same one."""
+    if isinstance(generator, torch.Generator):
+        share = group.share(batch_size)
+        generator = BatchSampler(generator, len(data), batch_size, data.flip, share, chunk=1)
+    assert generator.batch_size == batch_size and generator.flip == data.flip
+    where = data.device if isinstance(data, DeviceSplit) else torch.device("cpu")
+    indices, flips = generator.next(where)
+    x, y = data.batch(indices, flips=flips)
     return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
