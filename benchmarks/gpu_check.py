@@ -457,13 +457,14 @@ SMALL = Shape(64, 5, 16, 32)  # host syncs: params.yaml's default shape
 class Training:
     """Networks from seed 0 and their iterations, as `fader.train.trainer` takes them: the
     official settings of benchmarks/train_step.py (max_fm 512) at `shape`, on the random split
-    (on the device, or memory-mapped), the metrics summed on the device and read every
-    `log_every` steps (the loop's only host sync)."""
+    (on the device, or memory-mapped), batches from the loop's `BatchSampler`, the metrics
+    summed on the device and read every `log_every` steps (the loop's only host sync)."""
 
     def __init__(self, ctx: Context, shape: Shape, precision: str, on_device: bool) -> None:
         import torch
 
         from benchmarks import train_step
+        from fader.data.prepared import BatchSampler
         from fader.train import trainer
         from fader.train.steps import FaderNetworks
 
@@ -478,7 +479,9 @@ class Training:
         torch.manual_seed(0)
         torch.cuda.manual_seed_all(0)
         self.nets = FaderNetworks.build(self.model, self.config, self.device)
-        self.sampler = torch.Generator().manual_seed(0)
+        # as `trainer._Run` draws batches: a chunk ahead, sent to the device in one copy
+        generator = torch.Generator().manual_seed(0)
+        self.sampler = BatchSampler(generator, len(data), shape.batch_size, data.flip)
         self.sums = trainer._EpochSums(self.device)
         self.step = 0
 
