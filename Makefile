@@ -7,7 +7,7 @@ export PYTHONHASHSEED := 0
 # dvc.yaml's commands call `fader`, so the environment's bin/ goes first on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: pipeline test lint benchmark env deps
+.PHONY: pipeline test lint benchmark gpu-check gpu-wheels env deps
 
 env: $(VENV)/.installed
 
@@ -36,6 +36,26 @@ lint: env
 benchmark: env
 	$(PY) -m benchmarks.run
 	$(PY) benchmarks/serve_latency.py
+
+# The first-day GPU check (docs/scale.md): one line per check, JSON in GPU_CHECK_OUT. Needs CUDA
+# (`--dry-run` runs it on the CPU: CI does, .ci/run). No `env` prerequisite: a GPU machine has
+# its own torch and no registry; .venv's Python when there is one, else python3.
+GPU_CHECK_OUT ?= $(or $(OUT),/tmp)/gpu_check.json
+GPU_PY ?= $(if $(wildcard $(PY)),$(PY),python3)
+gpu-check:
+	$(GPU_PY) benchmarks/gpu_check.py --out $(GPU_CHECK_OUT)
+
+# The packages the GPU image lacks (requirements/gpu-image.txt) as Python 3.12 x86-64 wheels in
+# .whl/ (ignored; it travels with the tree); a pure-Python sdist is built into a wheel here.
+WHEEL_PLATFORMS := $(foreach n,28 27 17,--platform manylinux_2_$(n)_x86_64) --platform manylinux2014_x86_64
+gpu-wheels: env
+	mkdir -p .whl
+	grep -v '^#' requirements/gpu-image.txt | while read -r req; do \
+	  $(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+	    --implementation cp $(WHEEL_PLATFORMS) -d .whl "$$req" \
+	  || $(PY) -m pip wheel --quiet --no-deps -w .whl "$$req" || exit 1; \
+	done
+	du -sh .whl
 
 # dvc.yaml's code deps, generated from the imports (.ci/deps.py); tests/test_layout.py checks them.
 deps: env
