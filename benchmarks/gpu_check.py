@@ -432,10 +432,7 @@ def check_nccl_group_of_one(ctx: Context) -> str:
     ctx.need_cuda("NCCL")
     if not nccl:
         ctx.values["log_tail"] = output[-LOG_TAIL_CHARS:]
-        raise RuntimeError(
-            "trained under torchrun, but NCCL set up no communicator (fader.train.distributed."
-            "join treats WORLD_SIZE=1 as a single process)"
-        )
+        raise RuntimeError("trained under torchrun, but NCCL set up no communicator")
     return f"trained {epoch} epoch under torchrun, NCCL communicator of 1"
 
 

@@ -7,6 +7,7 @@ tests/test_stages.py.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch import nn
 
 from fader.data.config import PreprocessConfig
 from fader.data.prepared import PreparedDataset
@@ -110,9 +112,33 @@ def test_not_launched_by_torchrun_is_a_single_process(monkeypatch: pytest.Monkey
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.delenv("RANK", raising=False)
     assert distributed.join("cpu") == (SINGLE, torch.device("cpu"))
-    monkeypatch.setenv("WORLD_SIZE", "1")
-    monkeypatch.setenv("RANK", "0")
-    assert distributed.join("cpu") == (SINGLE, torch.device("cpu"))
+    assert not SINGLE.distributed
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for env:// rendezvous)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_torchrun_with_one_process_joins_a_group_of_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first-day GPU check trains under torchrun with one process to set NCCL up on one GPU:
+    the process group, DDP and the collectives run as with several (here gloo, for real)."""
+    for name, value in {"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
+    group, device = distributed.join("cpu")
+    try:
+        assert group == Group(rank=0, world_size=1, local_rank=0, joined=True)
+        assert group.distributed and dist.is_initialized() and dist.get_world_size() == 1
+        assert group.any(True) and not group.any(False)
+        wrapped = group.wrap(nn.Linear(2, 1), device)
+        assert isinstance(wrapped, nn.parallel.DistributedDataParallel)
+    finally:
+        distributed.leave()
+    assert not dist.is_initialized()
 
 
 def test_the_process_group_is_joined_with_an_explicit_timeout(
@@ -125,7 +151,8 @@ def test_the_process_group_is_joined_with_an_explicit_timeout(
     monkeypatch.setattr(dist, "is_initialized", lambda: False)
     monkeypatch.setattr(dist, "init_process_group", lambda *a, **k: calls.append((a, k)))
     group, device = distributed.join("cpu")
-    assert group == Group(rank=1, world_size=2, local_rank=1) and device == torch.device("cpu")
+    assert group == Group(rank=1, world_size=2, local_rank=1, joined=True)
+    assert device == torch.device("cpu")
     assert calls == [(("gloo",), {"timeout": distributed.TIMEOUT})]
     assert distributed.TIMEOUT.total_seconds() == 30 * 60
 

@@ -30,6 +30,7 @@ class Group:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    joined: bool = False  # in a torch.distributed process group (torchrun), of any size
 
     @property
     def is_main(self) -> bool:
@@ -38,7 +39,9 @@ class Group:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        """Training through the process group: DDP and collectives, also in a group of one
+        (torchrun with one process: the path of several, e.g. NCCL's, checked on one GPU)."""
+        return self.world_size > 1 or self.joined
 
     def share(self, batch_size: int) -> slice:
         """This rank's part of a global batch of `batch_size` (equal parts)."""
@@ -163,18 +166,20 @@ def launched() -> bool:
 
 
 def join(device_name: str, timeout: timedelta = TIMEOUT) -> tuple[Group, torch.device]:
-    """This process's group and device; joins the process group when torchrun started it.
+    """This process's group and device; joins the process group when torchrun started it (one
+    process too: torchrun's launch is what asks for the process group).
 
     NCCL on CUDA (one GPU per process: `cuda:LOCAL_RANK`), gloo on the CPU; a collective that
     waits longer than `timeout` for another rank fails (see TIMEOUT).
     """
     device = runtime.resolve_device(device_name)
-    if not launched() or int(os.environ["WORLD_SIZE"]) == 1:
+    if not launched():
         return SINGLE, device
     group = Group(
         rank=int(os.environ["RANK"]),
         world_size=int(os.environ["WORLD_SIZE"]),
         local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        joined=True,
     )
     if device.type == "cuda":
         device = torch.device("cuda", group.local_rank)
