@@ -65,6 +65,8 @@ class BatchSampler:
         self._start: torch.Tensor | None = None  # the generator's state at the chunk's start
         self._host: torch.Tensor | None = None  # (chunk, 1 or 2, share) int64: indices, flips
         self._device: torch.Tensor | None = None  # the same, on the device
+        # the device asked for: `cuda` is not equal to the `cuda:0` a tensor reports
+        self._uploaded_to: torch.device | None = None
         self._served = 0
 
     def next(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -72,8 +74,8 @@ class BatchSampler:
         if self._host is None or self._served == len(self._host):
             self._draw_chunk()
         assert self._host is not None
-        if self._device is None or self._device.device != device:
-            self._device = self._upload(self._host, device)
+        if self._device is None or self._uploaded_to != device:
+            self._device, self._uploaded_to = self._upload(self._host, device), device
         row = self._device[self._served]
         self._served += 1
         return row[0], row[1] != 0 if self.flip else None

@@ -66,7 +66,7 @@ class Group:
         `sync_batchnorm` does not pool them."""
         share = self.share(batch_size)
         images = share.stop - share.start
-        if self.distributed and not sync_batchnorm and images < MIN_SHARE:
+        if self.world_size > 1 and not sync_batchnorm and images < MIN_SHARE:
             raise ValueError(
                 f"batch_size {batch_size} over {self.world_size} processes leaves {images} "
                 f"image(s) per process, below the {MIN_SHARE} that BatchNorm's per-process "

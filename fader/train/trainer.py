@@ -448,7 +448,9 @@ class _EpochSums:
             step, bad = self._agreed(group)
         else:
             step = int(self.first_bad.item())
-            bad = sorted(key for key, value in self.values().items() if not np.isfinite(value))
+            bad = []
+            if step:  # read the sums only then: one host sync per check otherwise
+                bad = sorted(k for k, value in self.values().items() if not np.isfinite(value))
         if step:
             raise NonFiniteLoss(
                 f"training stopped at step {step}: {', '.join(bad)} became non-finite "
